@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# uv from PATH, or bootstrapped into .tools/ with the machine's Python and pip.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test test-sqlite lint install worker
+.DEFAULT_GOAL := run
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python python3.11
+	touch $@
+
+install: .venv/.installed
+
+run: install
+	HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+test: install
+	.venv/bin/python scripts/with_services.py -- scripts/test.sh
+
+test-sqlite: install
+	.venv/bin/python scripts/with_services.py -- scripts/test.sh sqlite
+
+lint: install
+	.venv/bin/ruff check .

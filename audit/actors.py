@@ -1,0 +1,43 @@
+"""Who did something: a person (through the browser or a token), a command or a worker task."""
+
+from dataclasses import dataclass
+
+from django_guid import get_guid
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # user | token | command | task | system
+    label: str
+    user: object | None = None
+    request_id: str = ""
+    client_ip: str | None = None
+
+    @classmethod
+    def from_request(cls, request, *, token=None) -> "Actor":
+        user = request.user
+        if token is not None:
+            kind, label = "token", f"{user.email} (token {token.prefix})"
+        else:
+            kind, label = "user", user.email
+        return cls(
+            kind=kind,
+            label=label,
+            user=user,
+            request_id=get_guid() or "",
+            client_ip=request.META.get("REMOTE_ADDR"),
+        )
+
+    @classmethod
+    def command(cls, name: str) -> "Actor":
+        return cls(kind="command", label=f"manage.py {name}")
+
+    @classmethod
+    def task(cls, name: str, task_id: str = "") -> "Actor":
+        return cls(kind="task", label=f"task {name}", request_id=task_id)
+
+    @classmethod
+    def admin(cls, request) -> "Actor":
+        actor = cls.from_request(request)
+        return cls(actor.kind, f"{actor.label} (admin)", actor.user, actor.request_id,
+                   actor.client_ip)

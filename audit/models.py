@@ -1,0 +1,58 @@
+from django.conf import settings
+from django.db import models
+
+from tenancy.models import Organization
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditChainHead(models.Model):
+    """The last link of one organization's chain; its row lock serializes that org's writers."""
+
+    org = models.OneToOneField(Organization, on_delete=models.PROTECT, primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self):
+        return f"{self.org_id}@{self.seq}"
+
+
+class AuditEvent(models.Model):
+    """One state change, appended to its organization's hash chain and never changed.
+
+    `hash` = SHA-256(prev_hash || RFC 8785 canonical JSON of the event's fields), see
+    audit.chain. The actor and target are also kept as text so rows outlive deletions.
+    """
+
+    org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    seq = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=16)  # user | token | command | task | system
+    actor_label = models.CharField(max_length=300)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=80)
+    target_type = models.CharField(max_length=60)
+    target_id = models.CharField(max_length=100)
+    target_label = models.CharField(max_length=300)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["org", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "seq"], name="audit_event_unique_seq_per_org"),
+        ]
+        indexes = [
+            models.Index(fields=["org", "target_type", "target_id"], name="audit_event_target"),
+            models.Index(fields=["org", "action"], name="audit_event_action"),
+            models.Index(fields=["org", "created_at"], name="audit_event_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.org_id}#{self.seq} {self.action}"

@@ -1,0 +1,41 @@
+"""Liveness (`/health`, the plain "OK" MLflow answers) and readiness (`/ready`)."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from kombu import Connection
+
+
+@require_GET
+def health(request):
+    return HttpResponse("OK", content_type="text/plain")
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def _check_broker() -> str:
+    # A fresh connection each time: a pooled one could hide a broker that went away.
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    with Connection(settings.CELERY_BROKER_URL, transport_options=options,
+                    connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+@require_GET
+def ready(request):
+    checks, healthy = {}, True
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # any failure means "not ready"; say which and why
+            checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+            healthy = False
+    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
+                        status=200 if healthy else 503)

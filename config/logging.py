@@ -1,0 +1,31 @@
+"""Access log: one structured line per request, with the request id from django-guid."""
+
+import logging
+import time
+
+logger = logging.getLogger("ledgerflow.access")
+
+
+def request_log_middleware(get_response):
+    def middleware(request):
+        started = time.perf_counter()
+        response = get_response(request)
+        org = getattr(request, "org", None)
+        user = getattr(request, "user", None)
+        logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "org": org.slug if org is not None else None,
+                "user_id": user.pk if user is not None and user.is_authenticated else None,
+            },
+        )
+        return response
+
+    return middleware

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: the embedded default (SQLite, local files, filesystem broker), a gunicorn web
+# server and a real Celery worker process. Ctrl-C (or SIGTERM) stops both cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+export ALLOWED_HOSTS="${ALLOWED_HOSTS:-127.0.0.1,localhost,[::1],$HOST}"
+PY=.venv/bin/python
+
+$PY manage.py migrate --noinput -v0
+seed="$($PY manage.py demo_seed)"
+token="$(tail -n1 <<<"$seed")"
+
+pids=()
+stop() {
+  trap - INT TERM
+  echo "Stopping (web and worker)..."
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "Stopped."
+}
+trap 'stop; exit 0' INT TERM
+
+.venv/bin/celery -A config worker --loglevel INFO --concurrency 2 \
+  --queues default --hostname "ledgerflow@%h" &
+pids+=($!)
+.venv/bin/gunicorn config.wsgi --bind "$HOST:$PORT" --worker-class gthread --workers 2 \
+  --threads 4 --graceful-timeout 10 --log-level warning &
+pids+=($!)
+
+url="http://$HOST:$PORT"
+for _ in $(seq 1 100); do
+  if $PY - "$url/health" <<<'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' 2>/dev/null; then
+    break
+  fi
+  sleep 0.2
+done
+
+cat <<BANNER
+
+Ledgerflow is running.
+  URL:    $url/
+$(sed -n '1,2s/^/  /p' <<<"$seed")
+  Token:  $token
+  MLflow: export MLFLOW_TRACKING_URI=$url MLFLOW_TRACKING_TOKEN=$token
+Press Ctrl-C to stop.
+
+BANNER
+
+# Either process dying takes the other down with it (a Ctrl-C is handled by the trap).
+status=0
+wait -n "${pids[@]}" || status=$?
+stop
+exit "$status"

@@ -1,0 +1,178 @@
+"""Django admin for organizations, users, memberships and tokens.
+
+Every save and delete goes through tenancy.services, so the admin validates and audits
+exactly like the API does; nothing here writes a tenant row directly.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+
+from audit.actors import Actor
+from config.exceptions import ApplicationError
+from tenancy import services
+from tenancy.models import ApiToken, Membership, Organization, User
+
+
+class ServiceAdminMixin:
+    """Turns a service's ApplicationError into a form error instead of a 500."""
+
+    def _call(self, request, service, **kwargs):
+        try:
+            return service(actor=Actor.admin(request), **kwargs)
+        except ApplicationError as exc:
+            raise ValidationError(exc.message) from exc
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        admin_self = self
+
+        class ServiceForm(form_class):
+            def _post_clean(self):
+                super()._post_clean()
+                if not self.errors:
+                    try:
+                        admin_self.service_check(request, self.instance, self.cleaned_data)
+                    except ValidationError as exc:
+                        self.add_error(None, exc)
+
+        return ServiceForm
+
+    def service_check(self, request, obj, data):
+        """Dry checks that must fail as form errors (the service repeats them)."""
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "created_at"]
+    search_fields = ["slug", "name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["slug", "created_at"] if obj else ["created_at"]
+
+    def service_check(self, request, obj, data):
+        if obj.pk is None and Organization.objects.filter(slug=data.get("slug")).exists():
+            raise ValidationError(f"Organization '{data.get('slug')}' already exists.")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            self._call(request, services.organization_update, org=obj, name=obj.name)
+        else:
+            created = self._call(request, services.organization_create, slug=obj.slug,
+                                 name=obj.name)
+            obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the audit trail refers to organizations forever
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "user"
+    extra = 0
+    fields = ["org", "role", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "first_name", "last_name", "is_staff", "is_active"]
+    search_fields = ["email", "first_name", "last_name"]
+    inlines = [MembershipInline]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(Membership)
+class MembershipAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["user", "org", "role", "created_at"]
+    list_filter = ["role", "org"]
+    search_fields = ["user__email", "org__slug"]
+    autocomplete_fields = ["user"]
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["org", "user", "created_at"] if obj else ["created_at"]
+
+    def service_check(self, request, obj, data):
+        if obj.pk is None and Membership.objects.filter(org=data.get("org"),
+                                                        user=data.get("user")).exists():
+            raise ValidationError("This user is already a member of that organization.")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            current = Membership.objects.get(pk=obj.pk)
+            self._call(request, services.membership_update, membership=current, role=obj.role)
+        else:
+            created = self._call(request, services.membership_add, org=obj.org,
+                                 email=obj.user.email, role=obj.role)
+            obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        try:
+            self._call(request, services.membership_remove, membership=obj)
+        except ValidationError as exc:
+            messages.error(request, exc.messages[0])
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["org", "user", "name", "read_only", "expires_at"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = ApiTokenForm
+    list_display = ["prefix", "name", "user", "org", "read_only", "state", "created_at",
+                    "expires_at"]
+    list_filter = ["read_only", "org"]
+    search_fields = ["lookup", "name", "user__email"]
+    autocomplete_fields = ["user"]
+    actions = ["revoke_tokens"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["prefix", "org", "user", "name", "read_only", "expires_at", "state",
+                "created_at", "created_by", "revoked_at"]
+
+    def service_check(self, request, obj, data):
+        if obj.pk is None and not Membership.objects.filter(org=data.get("org"),
+                                                            user=data.get("user")).exists():
+            raise ValidationError("The user is not a member of that organization.")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # tokens are immutable; revoke and create a new one instead
+        token, raw = self._call(request, services.token_create, org=obj.org, user=obj.user,
+                                name=obj.name, read_only=obj.read_only, expires_at=obj.expires_at)
+        obj.pk, request._ledgerflow_raw_token = token.pk, raw
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Show the raw value on this one response; it is stored nowhere, not even in messages.
+        context = {**self.admin_site.each_context(request), "token": obj,
+                   "raw": request._ledgerflow_raw_token, "opts": self.model._meta,
+                   "title": "Token created"}
+        return TemplateResponse(request, "admin/tenancy/apitoken/created.html", context)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the audit trail keeps the token's history
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request, queryset):
+        for token in queryset:
+            services.token_revoke(token=token, actor=Actor.admin(request))
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")

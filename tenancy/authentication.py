@@ -1,0 +1,153 @@
+"""Who is calling and in which organization: tokens (Bearer or HTTP Basic) and browser sessions.
+
+`authenticate_token_header()` is the single implementation; the DRF classes below and the
+MLflow protocol views wrap it. Every failure names what was wrong, without saying whether a
+token exists for someone who does not hold it.
+"""
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from tenancy.models import ApiToken, Membership, Organization
+from tenancy.roles import MUTATING, Capability, capabilities_of
+from tenancy.tokens import token_matches, token_parse
+
+WORKSPACE_HEADER = "HTTP_X_MLFLOW_WORKSPACE"
+SESSION_ORG_KEY = "ledgerflow_org_id"
+
+
+class AuthenticationError(Exception):
+    """The credentials were present but unusable; the message says why."""
+
+
+class WorkspaceNotFound(Exception):
+    """X-MLFLOW-WORKSPACE named an organization other than the token's."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """The organization a request acts in, and with what rights."""
+
+    org: Organization
+    membership: Membership
+    token: ApiToken | None = None
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
+
+    def can(self, capability: Capability) -> bool:
+        if self.token is not None and self.token.read_only and capability in MUTATING:
+            return False
+        return capability in capabilities_of(self.membership.role)
+
+
+def _split_basic(encoded: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationError(
+            "Malformed Basic credentials: expected base64 of 'email:token'."
+        ) from None
+    email, sep, raw = decoded.partition(":")
+    if not sep or not email or not raw:
+        raise AuthenticationError("Malformed Basic credentials: expected 'email:token'.")
+    return email, raw
+
+
+def _parse_header(header: str) -> tuple[str | None, str]:
+    scheme, _, value = header.strip().partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer" and value:
+        return None, value
+    if scheme == "basic" and value:
+        return _split_basic(value)
+    raise AuthenticationError(
+        "Malformed Authorization header: use 'Bearer <token>' or HTTP Basic with your email "
+        "and a token."
+    )
+
+
+def _token_lookup(raw: str) -> ApiToken:
+    parsed = token_parse(raw)
+    if parsed is None:
+        raise AuthenticationError("Malformed token: Ledgerflow tokens look like 'lfw_…' or 'lfr_…'.")
+    _kind, lookup = parsed
+    token = ApiToken.objects.select_related("org", "user").filter(lookup=lookup).first()
+    # Compare even when nothing was found, so timing does not reveal which lookups exist.
+    if not token_matches(raw, token.secret_hash if token else "0" * 64) or token is None:
+        raise AuthenticationError("Invalid token.")
+    return token
+
+
+def authenticate_token_header(header: str, workspace: str | None = None):
+    """Return (user, Access) for an Authorization header value, or raise AuthenticationError."""
+    email, raw = _parse_header(header)
+    token = _token_lookup(raw)
+    if email is not None and email.strip().lower() != token.user.email:
+        raise AuthenticationError("Invalid token.")
+    if token.revoked_at is not None:
+        raise AuthenticationError("This token has been revoked.")
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        raise AuthenticationError(f"This token expired at {token.expires_at.isoformat()}.")
+    if not token.user.is_active:
+        raise AuthenticationError("This token's user is deactivated.")
+    membership = Membership.objects.filter(org=token.org, user=token.user).first()
+    if membership is None:
+        raise AuthenticationError("This token's user is no longer a member of its organization.")
+    if workspace and workspace != token.org.slug:
+        raise WorkspaceNotFound(f"Workspace '{workspace}' not found.")
+    membership.org = token.org  # spare a query for membership.org
+    return token.user, Access(org=token.org, membership=membership, token=token)
+
+
+def session_access(request) -> Access | None:
+    """The organization a logged-in browser chose (or its only one)."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    memberships = Membership.objects.select_related("org").filter(user=user)
+    chosen = request.session.get(SESSION_ORG_KEY)
+    if chosen is not None:
+        membership = memberships.filter(org_id=chosen).first()
+    else:
+        only = list(memberships[:2])
+        membership = only[0] if len(only) == 1 else None
+    return Access(org=membership.org, membership=membership) if membership else None
+
+
+class TokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <token>` or HTTP Basic (email + token)."""
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if not header:
+            return None
+        try:
+            return authenticate_token_header(header, request.META.get(WORKSPACE_HEADER))
+        except AuthenticationError as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        except WorkspaceNotFound as exc:
+            raise exceptions.NotFound(str(exc)) from None
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="ledgerflow"'
+
+
+class OrgSessionAuthentication(authentication.SessionAuthentication):
+    """Browser sessions (with CSRF), acting in the organization the user picked."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        access = session_access(request._request)
+        if access is None:
+            raise exceptions.AuthenticationFailed(
+                "Choose an organization first (/org/select/): you belong to several or none."
+            )
+        return result[0], access

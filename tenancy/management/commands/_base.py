@@ -1,0 +1,27 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.actors import Actor
+from config.exceptions import ApplicationError
+from tenancy.models import Organization
+
+
+class ServiceCommand(BaseCommand):
+    """A command that calls services as `manage.py <name>`; domain errors become CommandError.
+
+    The last line of stdout is the value a script needs (DESIGN.md).
+    """
+
+    def actor(self) -> Actor:
+        return Actor.command(self.__module__.rsplit(".", 1)[-1])
+
+    def org(self, slug: str) -> Organization:
+        org = Organization.objects.filter(slug=slug).first()
+        if org is None:
+            raise CommandError(f"Organization '{slug}' does not exist.")
+        return org
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc

@@ -1,0 +1,189 @@
+"""Writes of organizations, memberships and tokens. The API, the admin and the commands all
+call these, so each change is validated once and audited once."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.services import audit_chain_start, audit_record
+from config.exceptions import ApplicationError
+from tenancy.models import ApiToken, Membership, Organization, User
+from tenancy.roles import Capability, Role, capabilities_of
+from tenancy.tokens import token_generate, token_hash
+
+
+def _membership_view(membership: Membership) -> dict:
+    return {"user": membership.user.email, "role": membership.role}
+
+
+def _token_view(token: ApiToken) -> dict:
+    return {
+        "name": token.name,
+        "prefix": token.prefix,
+        "user": token.user.email,
+        "read_only": token.read_only,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+@transaction.atomic(durable=True)
+def organization_create(*, slug: str, name: str, actor: Actor) -> Organization:
+    if Organization.objects.filter(slug=slug).exists():
+        raise ApplicationError(f"Organization '{slug}' already exists.", kind="already_exists")
+    org = Organization(slug=slug, name=name or slug)
+    org.full_clean()
+    org.save()
+    audit_chain_start(org=org)
+    audit_record(org=org, actor=actor, action="organization.created", target=org,
+                 after={"slug": org.slug, "name": org.name})
+    return org
+
+
+@transaction.atomic(durable=True)
+def organization_update(*, org: Organization, name: str, actor: Actor) -> Organization:
+    before = {"name": org.name}
+    org.name = name
+    org.full_clean()
+    org.save(update_fields=["name"])
+    audit_record(org=org, actor=actor, action="organization.updated", target=org,
+                 before=before, after={"name": name})
+    return org
+
+
+def _user_get_or_create(*, email: str, password: str | None, name: str) -> tuple[User, bool]:
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email=email).first()
+    if user is not None:
+        return user, False
+    first, _, last = name.partition(" ")
+    return User.objects.create_user(email, password, first_name=first, last_name=last), True
+
+
+def _validate_role(role: str) -> None:
+    if role not in Role.values:
+        raise ApplicationError(
+            f"Unknown role '{role}'; choose one of {', '.join(Role.values)}.",
+            fields={"role": ["invalid choice"]},
+        )
+
+
+def _require_owner_for(role: str, actor_membership: Membership | None) -> None:
+    # Only owners hand out or take away ownership; commands and superusers pass None.
+    if role == Role.OWNER and actor_membership is not None \
+            and Capability.OWN not in capabilities_of(actor_membership.role):
+        raise ApplicationError("Only an owner can grant or remove the owner role.",
+                               kind="permission_denied")
+
+
+@transaction.atomic(durable=True)
+def membership_add(
+    *,
+    org: Organization,
+    email: str,
+    role: str,
+    actor: Actor,
+    password: str | None = None,
+    name: str = "",
+    actor_membership: Membership | None = None,
+) -> Membership:
+    """Add a user (created when new) to the organization with a role."""
+    _validate_role(role)
+    _require_owner_for(role, actor_membership)
+    user, created = _user_get_or_create(email=email, password=password, name=name)
+    if Membership.objects.filter(org=org, user=user).exists():
+        raise ApplicationError(f"{user.email} is already a member of {org.slug}.",
+                               kind="already_exists")
+    membership = Membership(org=org, user=user, role=role)
+    membership.full_clean()
+    membership.save()
+    audit_record(org=org, actor=actor, action="membership.created", target=membership,
+                 after={**_membership_view(membership), "user_created": created})
+    return membership
+
+
+def _owners_left(membership: Membership) -> int:
+    return Membership.objects.filter(org_id=membership.org_id, role=Role.OWNER) \
+        .exclude(pk=membership.pk).count()
+
+
+@transaction.atomic(durable=True)
+def membership_update(
+    *, membership: Membership, role: str, actor: Actor,
+    actor_membership: Membership | None = None,
+) -> Membership:
+    _validate_role(role)
+    if role == membership.role:
+        return membership
+    _require_owner_for(role, actor_membership)
+    _require_owner_for(membership.role, actor_membership)
+    if membership.role == Role.OWNER and _owners_left(membership) == 0:
+        raise ApplicationError("An organization must keep at least one owner.", kind="conflict")
+    before = _membership_view(membership)
+    membership.role = role
+    membership.full_clean()
+    membership.save(update_fields=["role"])
+    audit_record(org=membership.org, actor=actor, action="membership.role_changed",
+                 target=membership, before=before, after=_membership_view(membership))
+    return membership
+
+
+@transaction.atomic(durable=True)
+def membership_remove(
+    *, membership: Membership, actor: Actor, actor_membership: Membership | None = None
+) -> None:
+    """Remove a member; their tokens in this organization are revoked with them."""
+    _require_owner_for(membership.role, actor_membership)
+    if membership.role == Role.OWNER and _owners_left(membership) == 0:
+        raise ApplicationError("An organization must keep at least one owner.", kind="conflict")
+    revoked = ApiToken.objects.filter(
+        org_id=membership.org_id, user_id=membership.user_id, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    before = _membership_view(membership)
+    audit_record(org=membership.org, actor=actor, action="membership.removed",
+                 target=membership, before=before, after={"tokens_revoked": revoked})
+    membership.delete()
+
+
+@transaction.atomic(durable=True)
+def token_create(
+    *,
+    org: Organization,
+    user: User,
+    name: str,
+    actor: Actor,
+    read_only: bool = False,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its raw value, which is never stored or shown again."""
+    if not Membership.objects.filter(org=org, user=user).exists():
+        raise ApplicationError(f"{user.email} is not a member of {org.slug}.",
+                               fields={"user": ["not a member of this organization"]})
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError("The expiry must lie in the future.",
+                               fields={"expires_at": ["must be in the future"]})
+    raw, lookup = token_generate(read_only=read_only)
+    token = ApiToken(org=org, user=user, name=name, lookup=lookup, secret_hash=token_hash(raw),
+                     read_only=read_only, expires_at=expires_at,
+                     created_by=actor.user if getattr(actor.user, "pk", None) else None)
+    token.full_clean()
+    token.save()
+    audit_record(org=org, actor=actor, action="api_token.created", target=token,
+                 after=_token_view(token))
+    return token, raw
+
+
+@transaction.atomic(durable=True)
+def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+    """Revoke a token. Revoking twice is harmless and records nothing the second time."""
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        return token
+    before = _token_view(token)
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(org=token.org, actor=actor, action="api_token.revoked", target=token,
+                 before=before, after=_token_view(token))
+    return token

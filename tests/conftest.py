@@ -1,0 +1,73 @@
+"""Shared fixtures: the personas every endpoint test uses (STYLE.md section 7).
+
+alice owns organization A, bob is a read-only viewer in A, charlie owns organization B.
+Each has a read-write token; `api(persona)` is a DRF client authenticated as them.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from audit.actors import Actor
+from tenancy.models import ApiToken, Membership, Organization, User
+from tenancy.roles import Role
+from tenancy.services import membership_add, organization_create, token_create
+
+SETUP = Actor.command("test-setup")
+
+
+@dataclass
+class Persona:
+    user: User
+    org: Organization
+    membership: Membership
+    token: ApiToken
+    raw_token: str
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+def make_persona(org: Organization, email: str, role: str, **token_kwargs) -> Persona:
+    membership = membership_add(org=org, email=email, role=role, password="pw-" + email,
+                                actor=SETUP)
+    token, raw = token_create(org=org, user=membership.user, name=f"{email} token", actor=SETUP,
+                              **token_kwargs)
+    return Persona(membership.user, org, membership, token, raw)
+
+
+@dataclass
+class Personas:
+    org_a: Organization
+    org_b: Organization
+    alice: Persona
+    bob: Persona
+    charlie: Persona
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    org_a = organization_create(slug="org-a", name="Organization A", actor=SETUP)
+    org_b = organization_create(slug="org-b", name="Organization B", actor=SETUP)
+    return Personas(
+        org_a=org_a,
+        org_b=org_b,
+        alice=make_persona(org_a, "alice@a.example", Role.OWNER),
+        bob=make_persona(org_a, "bob@a.example", Role.VIEWER),
+        charlie=make_persona(org_b, "charlie@b.example", Role.OWNER),
+    )
+
+
+@pytest.fixture
+def api():
+    """`api(persona_or_raw_token)` gives a client sending `Authorization: Bearer <token>`."""
+
+    def make(who) -> APIClient:
+        raw = who.raw_token if isinstance(who, Persona) else who
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make

@@ -1,0 +1,34 @@
+from django.db import connection
+
+
+def test_health_answers_ok_without_credentials(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.content == b"OK"
+
+
+def test_ready_checks_database_and_broker(client, db):
+    response = client.get("/ready")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_ready_reports_unavailable_broker(client, db, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("error:")
+    assert connection.is_usable()
+
+
+def test_every_response_carries_a_request_id(client):
+    response = client.get("/health")
+    assert len(response["X-Request-ID"]) == 32
+
+
+def test_a_well_formed_incoming_request_id_is_kept(client):
+    rid = "0f8fad5bd9cb469fa16570867728950e"
+    response = client.get("/health", HTTP_X_REQUEST_ID=rid)
+    assert response["X-Request-ID"] == rid
