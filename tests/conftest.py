@@ -71,3 +71,45 @@ def api():
         return client
 
     return make
+
+
+def _database_url_of_test_db() -> str:
+    """The URL of the database pytest-django created, for processes started by a test."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("worker processes share the test database only on PostgreSQL")
+    return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+@pytest.fixture
+def worker_env(transactional_db) -> dict:
+    """Environment for a child process that must see the test database and broker."""
+    import os
+
+    return {**os.environ, "DATABASE_URL": _database_url_of_test_db(),
+            "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+
+
+@pytest.fixture
+def live_worker(worker_env):
+    """A real `celery worker` process on the test broker (Redis under `make test`)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
+         "--concurrency", "1", "--queues", "default", "--hostname", "test@%h"],
+        cwd=root, env=worker_env, start_new_session=True,
+    )
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
