@@ -1,6 +1,6 @@
 """Who did something: a person (through the browser or a token), a command or a worker task."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django_guid import get_guid
 
@@ -10,6 +10,7 @@ class Actor:
     kind: str  # user | token | command | task | system
     label: str
     user: object | None = None
+    token: object | None = None
     request_id: str = ""
     client_ip: str | None = None
 
@@ -24,6 +25,7 @@ class Actor:
             kind=kind,
             label=label,
             user=user,
+            token=token,
             request_id=get_guid() or "",
             client_ip=request.META.get("REMOTE_ADDR"),
         )
@@ -39,5 +41,4 @@ class Actor:
     @classmethod
     def admin(cls, request) -> "Actor":
         actor = cls.from_request(request)
-        return cls(actor.kind, f"{actor.label} (admin)", actor.user, actor.request_id,
-                   actor.client_ip)
+        return replace(actor, label=f"{actor.label} (admin)")

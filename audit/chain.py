@@ -1,8 +1,11 @@
 """The hash of one audit event. Pure Python, no Django: the offline verifier reuses it."""
 
 import hashlib
+from datetime import UTC, datetime
 
 import rfc8785
+
+GENESIS_HASH = "0" * 64  # the prev_hash of an organization's first event
 
 # The fields an event's hash covers, in the export's own names.
 HASHED_FIELDS = (
@@ -29,3 +32,13 @@ def event_hash(prev_hash: str, fields: dict) -> str:
     digest.update(bytes.fromhex(prev_hash))
     digest.update(rfc8785.dumps(payload))
     return digest.hexdigest()
+
+
+def timestamp(moment: datetime) -> str:
+    """The one text form of an event's time that its hash covers: UTC, microseconds, Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def payload_digest(payload) -> str:
+    """SHA-256 of a payload's canonical JSON: what a bulk write's event keeps instead of a copy."""
+    return hashlib.sha256(rfc8785.dumps(payload)).hexdigest()

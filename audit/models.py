@@ -1,9 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from audit.chain import GENESIS_HASH, timestamp
 from tenancy.models import Organization
-
-GENESIS_HASH = "0" * 64
 
 
 class AuditChainHead(models.Model):
@@ -32,6 +31,9 @@ class AuditEvent(models.Model):
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    actor_token = models.ForeignKey(
+        "tenancy.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     action = models.CharField(max_length=80)
     target_type = models.CharField(max_length=60)
     target_id = models.CharField(max_length=100)
@@ -56,3 +58,49 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.org_id}#{self.seq} {self.action}"
+
+    def as_record(self, org_slug: str) -> dict:
+        """The event as exported and as hashed (audit.chain.HASHED_FIELDS + its links)."""
+        return {
+            "org": org_slug,
+            "seq": self.seq,
+            "created_at": timestamp(self.created_at),
+            "actor_kind": self.actor_kind,
+            "actor_label": self.actor_label,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_label": self.target_label,
+            "before": self.before,
+            "after": self.after,
+            "request_id": self.request_id,
+            "client_ip": self.client_ip,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of an organization's log: size, Merkle root, chain head, time.
+
+    The signed note (C2SP tlog-checkpoint) is kept verbatim; organizations download it and
+    keep it elsewhere, which is what catches a history rewritten by a database superuser.
+    """
+
+    org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    tree_size = models.BigIntegerField()
+    root_hash = models.CharField(max_length=64)
+    chain_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    key_name = models.CharField(max_length=200)
+    note = models.TextField()
+
+    class Meta:
+        ordering = ["org", "tree_size"]
+        get_latest_by = "tree_size"
+        constraints = [
+            models.UniqueConstraint(fields=["org", "tree_size"], name="audit_checkpoint_unique_size"),
+        ]
+
+    def __str__(self):
+        return f"{self.org_id}@{self.tree_size}"

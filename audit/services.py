@@ -1,24 +1,23 @@
 """audit_record(): the one way any state change is written into the trail."""
 
 import json
-from datetime import UTC
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actors import Actor
-from audit.chain import event_hash
-from audit.models import AuditChainHead, AuditEvent
+from audit.chain import event_hash, timestamp
+from audit.keys import key_name, log_origin, signing_key
+from audit.merkle import leaf_hash, root_from_leaf_hashes
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.notes import Checkpoint, NoteError, open_note, sign
+from audit.verifier import Verdict, verify_chain
 
 
 def _json_safe(value):
     # Store exactly what was hashed: dates, decimals and UUIDs become their JSON strings.
     return None if value is None else json.loads(json.dumps(value, cls=DjangoJSONEncoder))
-
-
-def _timestamp(moment) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def audit_record(
@@ -45,7 +44,7 @@ def audit_record(
     fields = {
         "org": org.slug,
         "seq": head.seq + 1,
-        "created_at": _timestamp(now),
+        "created_at": timestamp(now),
         "actor_kind": actor.kind,
         "actor_label": actor.label,
         "action": action,
@@ -61,6 +60,7 @@ def audit_record(
     event = AuditEvent.objects.create(
         **{**fields, "org": org, "created_at": now},
         actor_user=actor.user if getattr(actor.user, "pk", None) else None,
+        actor_token=actor.token,
         prev_hash=head.hash,
         hash=digest,
     )
@@ -72,3 +72,66 @@ def audit_record(
 def audit_chain_start(*, org) -> None:
     """Create the organization's (empty) chain; called once, when the organization is made."""
     AuditChainHead.objects.create(org=org)
+
+
+def _event_rows(org, upto: int | None = None):
+    events = AuditEvent.objects.filter(org=org).order_by("seq")
+    if upto is not None:
+        events = events.filter(seq__lte=upto)
+    return events
+
+
+def audit_records(org, upto: int | None = None):
+    """The organization's events as export/hash records, streamed in sequence order."""
+    for event in _event_rows(org, upto).iterator(chunk_size=2000):
+        yield event.as_record(org.slug)
+
+
+def audit_leaves(org, upto: int | None = None) -> list[bytes]:
+    """The Merkle leaves: each event's chain hash, in sequence order."""
+    hashes = _event_rows(org, upto).values_list("hash", flat=True).iterator(chunk_size=10000)
+    return [bytes.fromhex(value) for value in hashes]
+
+
+@transaction.atomic
+def checkpoint_create(*, org) -> AuditCheckpoint:
+    """Sign the organization's log as it is now; the same size twice returns the first one.
+
+    Checkpoints are not themselves audit events: each would grow the log it describes.
+    """
+    head = AuditChainHead.objects.select_for_update().get(org=org)
+    existing = AuditCheckpoint.objects.filter(org=org, tree_size=head.seq).first()
+    if existing is not None:
+        return existing
+    root = tree_root_of(org, head.seq)
+    now = timezone.now()
+    body = Checkpoint(origin=log_origin(org), size=head.seq, root=root,
+                      extensions=(f"chain {head.hash}", f"time {timestamp(now)}"))
+    return AuditCheckpoint.objects.create(
+        org=org, tree_size=head.seq, root_hash=root.hex(), chain_hash=head.hash,
+        created_at=now, key_name=key_name(), note=sign(body, key_name(), signing_key()),
+    )
+
+
+def tree_root_of(org, size: int) -> bytes:
+    return root_from_leaf_hashes([leaf_hash(leaf) for leaf in audit_leaves(org, size)])
+
+
+def checkpoints_opened(org) -> list[Checkpoint]:
+    """The organization's checkpoints, each verified against the current public key."""
+    public_key = signing_key().public_key()
+    return [open_note(c.note, c.key_name, public_key)
+            for c in AuditCheckpoint.objects.filter(org=org).order_by("tree_size")]
+
+
+def audit_verify_org(org) -> Verdict:
+    """Recompute the whole chain, compare every signed checkpoint and the chain head."""
+    try:
+        checkpoints = checkpoints_opened(org)
+    except NoteError as exc:
+        verdict = Verdict()
+        verdict.fail(1, f"a stored checkpoint is invalid: {exc}")
+        return verdict
+    head = AuditChainHead.objects.filter(org=org).first()
+    return verify_chain(audit_records(org), checkpoints,
+                        expected_size=head.seq if head else None)

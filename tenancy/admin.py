@@ -8,16 +8,39 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_protect
 
 from audit.actors import Actor
 from config.exceptions import ApplicationError
 from tenancy import services
 from tenancy.models import ApiToken, Membership, Organization, User
+from tenancy.roles import Role
+
+LAST_OWNER = "An organization must keep at least one owner."
+
+
+def _is_last_owner(membership: Membership) -> bool:
+    return membership.role == Role.OWNER and not Membership.objects.filter(
+        org_id=membership.org_id, role=Role.OWNER).exclude(pk=membership.pk).exists()
 
 
 class ServiceAdminMixin:
     """Turns a service's ApplicationError into a form error instead of a 500."""
+
+    # The admin wraps add/change/delete POSTs in transaction.atomic, but services open their
+    # own durable transaction (STYLE.md section 4), which refuses to nest: run without it.
+    @method_decorator(csrf_protect)
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    @method_decorator(csrf_protect)
+    def delete_view(self, request, object_id, extra_context=None):
+        return self._delete_view(request, object_id, extra_context)
 
     def _call(self, request, service, **kwargs):
         try:
@@ -110,6 +133,20 @@ class MembershipAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if obj.pk is None and Membership.objects.filter(org=data.get("org"),
                                                         user=data.get("user")).exists():
             raise ValidationError("This user is already a member of that organization.")
+        if obj.pk is not None and obj.role != Role.OWNER \
+                and _is_last_owner(Membership.objects.get(pk=obj.pk)):
+            raise ValidationError(LAST_OWNER)
+
+    @method_decorator(csrf_protect)
+    def delete_view(self, request, object_id, extra_context=None):
+        # Refuse before Django logs the deletion and reports it as done; the service would
+        # refuse too, but only after that (delete_model still catches a racing refusal).
+        membership = self.get_object(request, object_id)
+        if request.method == "POST" and membership is not None and _is_last_owner(membership):
+            self.message_user(request, LAST_OWNER, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:tenancy_membership_change",
+                                                args=[membership.pk]))
+        return super().delete_view(request, object_id, extra_context)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -153,6 +190,9 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if obj.pk is None and not Membership.objects.filter(org=data.get("org"),
                                                             user=data.get("user")).exists():
             raise ValidationError("The user is not a member of that organization.")
+        expires_at = data.get("expires_at")
+        if obj.pk is None and expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError("The expiry must lie in the future.")
 
     def save_model(self, request, obj, form, change):
         if change:

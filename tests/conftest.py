@@ -7,6 +7,7 @@ Each has a read-write token; `api(persona)` is a DRF client authenticated as the
 from dataclasses import dataclass
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from audit.actors import Actor
@@ -15,6 +16,24 @@ from tenancy.roles import Role
 from tenancy.services import membership_add, organization_create, token_create
 
 SETUP = Actor.command("test-setup")
+
+
+# The audit tables refuse TRUNCATE, which is how pytest-django empties the database after a
+# transactional test. Its flush runs with triggers off (session_replication_role = replica,
+# set just before), and every test starts with them on again.
+@pytest.fixture
+def transactional_db(transactional_db, django_db_blocker):
+    yield transactional_db
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers_on(django_db_blocker):
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 @dataclass

@@ -109,6 +109,13 @@ LEDGERFLOW_ARTIFACT_ROOT = Path(env_str("LEDGERFLOW_ARTIFACT_ROOT", str(DATA_DIR
 # SECRET_KEY (rotating it invalidates every token).
 LEDGERFLOW_TOKEN_HMAC_KEY = env_secret("LEDGERFLOW_TOKEN_HMAC_KEY", SECRET_KEY)
 
+# Audit checkpoints: the Ed25519 signing key, its name and the logs' origin prefix.
+LEDGERFLOW_SIGNING_KEY_FILE = env_str("LEDGERFLOW_SIGNING_KEY_FILE",
+                                      str(DATA_DIR / "audit-signing-key.pem"))
+LEDGERFLOW_SIGNING_KEY_AUTOCREATE = env_bool("LEDGERFLOW_SIGNING_KEY_AUTOCREATE", True)
+LEDGERFLOW_AUDIT_KEY_NAME = env_str("LEDGERFLOW_AUDIT_KEY_NAME", "ledgerflow-audit")
+LEDGERFLOW_AUDIT_ORIGIN = env_str("LEDGERFLOW_AUDIT_ORIGIN", "ledgerflow.local/audit")
+
 # django-guid: the request id, accepted from a well-formed X-Request-ID or generated.
 DJANGO_GUID = {
     "GUID_HEADER_NAME": "X-Request-ID",

@@ -4,6 +4,7 @@ from config.env import env_bool, env_int
 from config.settings.base import *  # noqa: F403
 
 DEBUG = False
+LEDGERFLOW_SIGNING_KEY_AUTOCREATE = False  # a production key is provisioned, never improvised
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

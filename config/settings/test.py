@@ -1,10 +1,13 @@
 """Tests: the database and broker come from the environment that `make test` prepares."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("LOG_FORMAT", "text")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Keys and files of a test run stay out of the checkout's var/ (and child processes inherit it).
+os.environ.setdefault("LEDGERFLOW_DATA_DIR", tempfile.mkdtemp(prefix="ledgerflow-test-data-"))
 
 from config.settings.base import *  # noqa: F403
 

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.actors import Actor
@@ -25,3 +26,5 @@ class ServiceCommand(BaseCommand):
             return super().execute(*args, **options)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        except ValidationError as exc:  # full_clean() in a service: bad input, not a crash
+            raise CommandError("; ".join(exc.messages)) from exc
