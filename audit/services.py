@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.chain import event_hash, timestamp
-from audit.keys import key_name, log_origin, signing_key
+from audit.export import export_lines
+from audit.keys import key_name, log_origin, public_key_pem, public_verifier_key, signing_key
 from audit.merkle import leaf_hash, root_from_leaf_hashes
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.notes import Checkpoint, NoteError, open_note, sign
@@ -135,3 +136,11 @@ def audit_verify_org(org) -> Verdict:
     head = AuditChainHead.objects.filter(org=org).first()
     return verify_chain(audit_records(org), checkpoints,
                         expected_size=head.seq if head else None)
+
+
+def audit_export_lines(org):
+    notes = AuditCheckpoint.objects.filter(org=org).order_by("tree_size") \
+        .values_list("note", flat=True)
+    return export_lines(org_slug=org.slug, key_name=key_name(), public_key_pem=public_key_pem(),
+                        verifier_key=public_verifier_key(), records=audit_records(org),
+                        notes=notes.iterator())

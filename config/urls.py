@@ -6,6 +6,7 @@ from config import health
 
 api_v1 = [
     path("", include("tenancy.urls")),
+    path("audit/", include("audit.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
          name="docs"),

@@ -25,3 +25,4 @@ os.environ.setdefault("LOG_FORMAT", "text")
 from config.settings.base import *  # noqa: E402,F403
 
 DEBUG = env_bool("DEBUG", False)  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (WhiteNoise warns when it is missing)

@@ -32,3 +32,11 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Celery beat: sign audit checkpoints of every organization whose log grew.
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoints": {
+        "task": "audit.checkpoint_all",
+        "schedule": float(env_int("LEDGERFLOW_CHECKPOINT_INTERVAL", 3600)),
+    },
+}

@@ -27,6 +27,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        "django_guid": {"level": "WARNING"},
         # Our own access log replaces django.request's duplicate warnings for 4xx.
         "django.request": {"level": "ERROR"},
     },

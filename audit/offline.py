@@ -1,0 +1,69 @@
+"""Standalone verifier for an audit export: no Django, no database.
+
+    python -m audit.offline EXPORT.jsonl --public-key KEY.pem [--key-name NAME]
+
+Checks every event's sequence, link and hash, and the Merkle root of each signed checkpoint
+in the file against the public key. Exit 0 when intact; otherwise exit 1 and name the first
+bad sequence number. Needs only the Python packages `cryptography` and `rfc8785`.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from audit.export import FORMAT
+from audit.notes import NoteError, load_public_key, open_note
+from audit.verifier import Verdict, verify_chain
+
+
+def verify_export(path: Path, public_key_pem: bytes, key_name: str | None = None) -> Verdict:
+    public_key = load_public_key(public_key_pem)
+    events, notes, header = [], [], None
+    with path.open() as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{number}: not JSON ({exc})") from None
+            kind = item.pop("type", None)
+            if kind == "header":
+                header = item
+            elif kind == "event":
+                events.append(item)
+            elif kind == "checkpoint":
+                notes.append(item["note"])
+    if header is None or header.get("format") != FORMAT:
+        raise SystemExit(f"{path}: not a {FORMAT} file")
+    name = key_name or header["key_name"]
+    try:
+        checkpoints = [open_note(note, name, public_key) for note in notes]
+    except NoteError as exc:
+        verdict = Verdict()
+        verdict.fail(1, f"checkpoint rejected: {exc}")
+        return verdict
+    if not checkpoints:
+        verdict = verify_chain(events)
+        if verdict.ok:
+            verdict.reason = "chain intact, but no signed checkpoint to anchor it"
+        return verdict
+    return verify_chain(events, checkpoints)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("export", type=Path)
+    parser.add_argument("--public-key", type=Path, required=True, help="Ed25519 public key (PEM)")
+    parser.add_argument("--key-name", help="signer name (default: the export header's)")
+    args = parser.parse_args(argv)
+    verdict = verify_export(args.export, args.public_key.read_bytes(), args.key_name)
+    print(json.dumps(verdict.as_dict()))
+    if verdict.ok:
+        print(f"OK: {verdict.events} events, {verdict.checkpoints} signed checkpoint(s) verified")
+        return 0
+    print(f"FAILED at #{verdict.first_bad_seq}: {verdict.reason}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
