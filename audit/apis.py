@@ -31,6 +31,23 @@ class CheckpointOutputSerializer(serializers.ModelSerializer):
         fields = ["tree_size", "root_hash", "chain_hash", "created_at", "key_name", "note"]
 
 
+class InclusionProofSerializer(serializers.Serializer):
+    leaf_index = serializers.IntegerField()
+    tree_size = serializers.IntegerField()
+    leaf = serializers.CharField(help_text="the event's chain hash, hex")
+    path = serializers.ListField(child=serializers.CharField())
+    root_hash = serializers.CharField()
+    checkpoint = serializers.CharField(allow_null=True, help_text="signed note of that size")
+
+
+class VerdictSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    events = serializers.IntegerField()
+    checkpoints = serializers.IntegerField()
+    first_bad_seq = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+
+
 class AuditEventListApi(OrgApi):
     capabilities = AUDIT
 
@@ -65,7 +82,12 @@ class AuditEventListApi(OrgApi):
 class AuditEventDetailApi(OrgApi):
     capabilities = AUDIT
 
-    @extend_schema(summary="One event with its Merkle inclusion proof (RFC 9162)")
+    class OutputSerializer(serializers.Serializer):
+        event = EventOutputSerializer()
+        inclusion_proof = InclusionProofSerializer()
+
+    @extend_schema(responses=OutputSerializer,
+                   summary="One event with its Merkle inclusion proof (RFC 9162)")
     def get(self, request, seq: int):
         event = self.get_scoped(AuditEvent, seq=seq)
         proof = selectors.event_inclusion_proof(org=self.org, seq=seq)
@@ -75,12 +97,15 @@ class AuditEventDetailApi(OrgApi):
 class AuditVerifyApi(OrgApi):
     capabilities = AUDIT
 
-    @extend_schema(request=None, summary="Recompute the chain and check the signed checkpoints")
+    @extend_schema(request=None, responses=VerdictSerializer,
+                   summary="Recompute the chain and check the signed checkpoints")
     def post(self, request):
         verdict = audit_verify_org(self.org)
         return Response(verdict.as_dict())
 
-    get = post
+    @extend_schema(responses=VerdictSerializer, summary="Same as POST")
+    def get(self, request):
+        return self.post(request)
 
 
 class AuditCheckpointListApi(OrgApi):
@@ -121,7 +146,16 @@ class AuditConsistencyApi(OrgApi):
         old_size = serializers.IntegerField(min_value=1)
         new_size = serializers.IntegerField(min_value=1)
 
-    @extend_schema(parameters=[InputSerializer],
+    class OutputSerializer(serializers.Serializer):
+        old_size = serializers.IntegerField()
+        new_size = serializers.IntegerField()
+        old_root = serializers.CharField()
+        new_root = serializers.CharField()
+        path = serializers.ListField(child=serializers.CharField())
+        old_checkpoint = serializers.CharField(allow_null=True)
+        new_checkpoint = serializers.CharField(allow_null=True)
+
+    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer,
                    summary="Consistency proof between two tree sizes (RFC 9162)")
     def get(self, request):
         data = self.InputSerializer(data=request.query_params)
@@ -151,7 +185,14 @@ class AuditPublicKeyApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="Public key that signs checkpoints (PEM and C2SP verifier key)")
+    class OutputSerializer(serializers.Serializer):
+        key_name = serializers.CharField()
+        public_key_pem = serializers.CharField()
+        verifier_key = serializers.CharField()
+        algorithm = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer,
+                   summary="Public key that signs checkpoints (PEM and C2SP verifier key)")
     def get(self, request):
         return Response({"key_name": keys.key_name(), "public_key_pem": keys.public_key_pem(),
                          "verifier_key": keys.public_verifier_key(), "algorithm": "Ed25519"})
