@@ -17,8 +17,19 @@ pids=()
 stop() {
   trap - INT TERM
   echo "Stopping (web and worker)..."
+  # Note the pool processes too: a master can exit a moment before its children do.
+  local all=("${pids[@]}") pid child alive
+  for pid in "${pids[@]}"; do
+    for child in $(pgrep -P "$pid" 2>/dev/null || true); do all+=("$child"); done
+  done
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    alive=0
+    for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.1
+  done
   echo "Stopped."
 }
 trap 'stop; exit 0' INT TERM

@@ -7,6 +7,7 @@ exactly like the API does; nothing here writes a tenant row directly.
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -27,6 +28,12 @@ LAST_OWNER = "An organization must keep at least one owner."
 def _is_last_owner(membership: Membership) -> bool:
     return membership.role == Role.OWNER and not Membership.objects.filter(
         org_id=membership.org_id, role=Role.OWNER).exclude(pk=membership.pk).exists()
+
+
+admin.site.site_header = admin.site.site_title = "Ledgerflow administration"
+admin.site.index_title = "Organizations, access and the audit trail"
+# Permissions come from organization roles (tenancy.roles), not from Django groups.
+admin.site.unregister(Group)
 
 
 class ServiceAdminMixin:

@@ -55,7 +55,7 @@ class MemberOutputSerializer(serializers.Serializer):
 
 
 class MemberListApi(OrgApi):
-    capabilities = {"GET": Capability.ADMIN, "POST": Capability.ADMIN}
+    capabilities = {"GET": Capability.ADMIN_READ, "POST": Capability.ADMIN}
 
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField()
@@ -78,7 +78,8 @@ class MemberListApi(OrgApi):
 
 
 class MemberDetailApi(OrgApi):
-    capabilities = {m: Capability.ADMIN for m in ("GET", "PATCH", "DELETE")}
+    capabilities = {"GET": Capability.ADMIN_READ, "PATCH": Capability.ADMIN,
+                    "DELETE": Capability.ADMIN}
 
     class InputSerializer(serializers.Serializer):
         role = serializers.ChoiceField(choices=Role.choices)
@@ -128,7 +129,7 @@ class TokenScopeMixin:
 
     def tokens(self):
         tokens = self.scoped(ApiToken).select_related("user", "org")
-        if self.access.can(Capability.ADMIN):
+        if self.access.can(Capability.ADMIN_READ):
             return tokens
         return tokens.filter(user=self.request.user)
 

@@ -117,6 +117,7 @@ class ApiToken(TenantModel):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API token"
 
     def __str__(self):
         return f"{self.prefix}… ({self.name})"

@@ -17,7 +17,8 @@ class Role(models.TextChoices):
 class Capability(StrEnum):
     READ = "read"  # tracking, registry, projects
     WRITE = "write"  # create and change tracking, registry and project data
-    ADMIN = "admin"  # members, everyone's tokens, organization settings
+    ADMIN = "admin"  # change members, everyone's tokens, organization settings
+    ADMIN_READ = "admin_read"  # see members and everyone's tokens (read-only tokens too)
     OWN = "own"  # grant or take away the owner role
     COMPLIANCE = "compliance"  # disclosure requests and PDFs
     APPROVE = "approve"  # approve promotions to protected aliases
@@ -28,7 +29,7 @@ class Capability(StrEnum):
 _ALL = frozenset(Capability)
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Role.OWNER: _ALL,
-    Role.ADMIN: _ALL - {Capability.OWN},
+    Role.ADMIN: _ALL - {Capability.OWN},  # ADMIN_READ included
     Role.DATA_SCIENTIST: frozenset({Capability.READ, Capability.WRITE, Capability.SELF}),
     Role.COMPLIANCE_OFFICER: frozenset(
         {Capability.READ, Capability.COMPLIANCE, Capability.APPROVE, Capability.AUDIT,

@@ -105,8 +105,11 @@ def membership_add(
 
 
 def _owners_left(membership: Membership) -> int:
-    return Membership.objects.filter(org_id=membership.org_id, role=Role.OWNER) \
-        .exclude(pk=membership.pk).count()
+    # Lock the owners' rows: two requests demoting the last two owners at once must not
+    # both see "one other owner left".
+    owners = Membership.objects.select_for_update().filter(org_id=membership.org_id,
+                                                           role=Role.OWNER)
+    return sum(1 for owner in owners if owner.pk != membership.pk)
 
 
 @transaction.atomic(durable=True)
