@@ -138,6 +138,12 @@ class AuditCheckpointDetailApi(OrgApi):
             return response
         return Response(CheckpointOutputSerializer(checkpoint).data)
 
+    def perform_content_negotiation(self, request, force=False):
+        # DRF treats ?format= as a renderer override and answers 404 for "note", which no
+        # renderer has; fall back to JSON (for errors) and let get() return the note itself.
+        force = force or request.query_params.get("format") == "note"
+        return super().perform_content_negotiation(request, force=force)
+
 
 class AuditConsistencyApi(OrgApi):
     capabilities = AUDIT

@@ -39,6 +39,24 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_SAFE_INT = 2**53
+
+
+def _canonicalizable(value):
+    """RFC 8785 holds only I-JSON numbers: big integers and non-finite floats become strings."""
+    if isinstance(value, dict):
+        return {str(k): _canonicalizable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonicalizable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not -_SAFE_INT < value < _SAFE_INT:
+        return str(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return repr(value)
+    return value
+
+
 def payload_digest(payload) -> str:
     """SHA-256 of a payload's canonical JSON: what a bulk write's event keeps instead of a copy."""
-    return hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
+    return hashlib.sha256(rfc8785.dumps(_canonicalizable(payload))).hexdigest()

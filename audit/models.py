@@ -1,8 +1,29 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 
 from audit.chain import GENESIS_HASH, timestamp
 from tenancy.models import Organization
+
+
+def _as_hashed(value):
+    """A payload as it was hashed. PostgreSQL's jsonb keeps a number's value, not its spelling:
+    a float such as 1e16 comes back as the integer 10000000000000000, which RFC 8785 refuses
+    (beyond 2**53). audit_record() cannot hash such an integer, so one read back must have
+    been that float; turn it back only when it is exactly the float's decimal value."""
+    if isinstance(value, dict):
+        return {key: _as_hashed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_hashed(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
+        try:
+            as_float = float(value)
+        except OverflowError:
+            return value
+        if int(Decimal(repr(as_float))) == value:
+            return as_float
+    return value
 
 
 class AuditChainHead(models.Model):
@@ -71,8 +92,8 @@ class AuditEvent(models.Model):
             "target_type": self.target_type,
             "target_id": self.target_id,
             "target_label": self.target_label,
-            "before": self.before,
-            "after": self.after,
+            "before": _as_hashed(self.before),
+            "after": _as_hashed(self.after),
             "request_id": self.request_id,
             "client_ip": self.client_ip,
             "prev_hash": self.prev_hash,

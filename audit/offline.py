@@ -1,10 +1,14 @@
 """Standalone verifier for an audit export: no Django, no database.
 
-    python -m audit.offline EXPORT.jsonl --public-key KEY.pem [--key-name NAME]
+    python -m audit.offline EXPORT.jsonl --public-key KEY.pem [--checkpoint NOTE.txt ...]
+                            [--key-name NAME]
 
 Checks every event's sequence, link and hash, and the Merkle root of each signed checkpoint
-in the file against the public key. Exit 0 when intact; otherwise exit 1 and name the first
-bad sequence number. Needs only the Python packages `cryptography` and `rfc8785`.
+against the public key: the checkpoints in the file and, above all, those given with
+--checkpoint that the organization kept elsewhere (whoever rewrites the file can drop the
+checkpoints in it, not the ones you hold). Every event and checkpoint must belong to the
+organization the export names. Exit 0 when intact; otherwise exit 1 and name the first bad
+sequence number. Needs only the Python packages `cryptography` and `rfc8785`.
 """
 
 import argparse
@@ -17,7 +21,8 @@ from audit.notes import NoteError, load_public_key, open_note
 from audit.verifier import Verdict, verify_chain
 
 
-def verify_export(path: Path, public_key_pem: bytes, key_name: str | None = None) -> Verdict:
+def verify_export(path: Path, public_key_pem: bytes, key_name: str | None = None,
+                  kept_notes: list[str] = ()) -> Verdict:
     public_key = load_public_key(public_key_pem)
     events, notes, header = [], [], None
     with path.open() as handle:
@@ -37,11 +42,17 @@ def verify_export(path: Path, public_key_pem: bytes, key_name: str | None = None
         raise SystemExit(f"{path}: not a {FORMAT} file")
     name = key_name or header["key_name"]
     try:
-        checkpoints = [open_note(note, name, public_key) for note in notes]
+        checkpoints = [open_note(note, name, public_key) for note in [*notes, *kept_notes]]
     except NoteError as exc:
-        verdict = Verdict()
-        verdict.fail(1, f"checkpoint rejected: {exc}")
-        return verdict
+        return _failed(1, f"checkpoint rejected: {exc}")
+    org = header.get("org")
+    foreign = [c.origin for c in checkpoints if not c.origin.endswith(f"/{org}")]
+    if foreign:
+        return _failed(1, f"a checkpoint belongs to another log ({foreign[0]}), not to '{org}'")
+    for event in events:
+        if event.get("org") != org:
+            return _failed(event.get("seq", 1), f"event of organization {event.get('org')!r} "
+                                                f"in the export of '{org}'")
     if not checkpoints:
         verdict = verify_chain(events)
         if verdict.ok:
@@ -50,13 +61,22 @@ def verify_export(path: Path, public_key_pem: bytes, key_name: str | None = None
     return verify_chain(events, checkpoints)
 
 
+def _failed(seq: int, reason: str) -> Verdict:
+    verdict = Verdict()
+    verdict.fail(seq, reason)
+    return verdict
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("export", type=Path)
     parser.add_argument("--public-key", type=Path, required=True, help="Ed25519 public key (PEM)")
     parser.add_argument("--key-name", help="signer name (default: the export header's)")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[],
+                        help="a signed checkpoint note kept outside the export (repeatable)")
     args = parser.parse_args(argv)
-    verdict = verify_export(args.export, args.public_key.read_bytes(), args.key_name)
+    kept = [path.read_text() for path in args.checkpoint]
+    verdict = verify_export(args.export, args.public_key.read_bytes(), args.key_name, kept)
     print(json.dumps(verdict.as_dict()))
     if verdict.ok:
         print(f"OK: {verdict.events} events, {verdict.checkpoints} signed checkpoint(s) verified")
