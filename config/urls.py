@@ -3,6 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
+from tracking.mlflow_api import artifacts as mlflow_artifacts
+from tracking.mlflow_api import server
 
 api_v1 = [
     path("", include("tenancy.urls")),
@@ -13,6 +15,10 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", include("tracking.urls")),
+    path("api/2.0/mlflow-artifacts/", include(mlflow_artifacts.urls)),
+    path("ajax-api/2.0/mlflow-artifacts/", include(mlflow_artifacts.urls)),
+    path("version", server.version, name="mlflow-version"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("api/v1/", include(api_v1)),

@@ -67,7 +67,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock upgrade) and the
     # timeout makes a second writer wait instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # case_sensitive_like: MLflow's LIKE is case-sensitive (ILIKE is not), as on PostgreSQL.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                        "PRAGMA case_sensitive_like=ON;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
@@ -105,6 +107,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LEDGERFLOW_ARTIFACT_ROOT = Path(env_str("LEDGERFLOW_ARTIFACT_ROOT", str(DATA_DIR / "artifacts")))
+# Run and model artifacts (tracking/artifacts.py), each organization under "<org id>/".
+# Swap this entry for django-storages' S3 backend to keep them in object storage.
+STORAGES["artifacts"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(LEDGERFLOW_ARTIFACT_ROOT), "allow_overwrite": True},
+}
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).
 LEDGERFLOW_TOKEN_HMAC_KEY = env_secret("LEDGERFLOW_TOKEN_HMAC_KEY", SECRET_KEY)

@@ -1,0 +1,42 @@
+"""MLflow's error format: `{"error_code": ..., "message": ...}` with MLflow's status codes."""
+
+from config.exceptions import ApplicationError
+
+STATUS = {
+    "INVALID_PARAMETER_VALUE": 400,
+    "BAD_REQUEST": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_STATE": 400,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "INTERNAL_ERROR": 500,
+}
+FROM_KIND = {
+    "invalid": "INVALID_PARAMETER_VALUE",
+    "already_exists": "RESOURCE_ALREADY_EXISTS",
+    "not_found": "RESOURCE_DOES_NOT_EXIST",
+    "permission_denied": "PERMISSION_DENIED",
+    "conflict": "INVALID_STATE",
+}
+
+
+class MlflowError(Exception):
+    def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE"):
+        super().__init__(message)
+        self.message = message
+        self.error_code = error_code
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.error_code]
+
+    @classmethod
+    def from_application_error(cls, exc: ApplicationError) -> "MlflowError":
+        return cls(exc.message, FROM_KIND[exc.kind])
+
+
+def missing(name: str) -> MlflowError:
+    return MlflowError(f"Missing value for required parameter '{name}'. See the API docs for "
+                       "more information about request parameters.")

@@ -1,0 +1,99 @@
+"""experiments/* RPCs."""
+
+from mlflow.utils import validation as mlflow_validation
+
+from tenancy.roles import Capability
+from tracking import search, selectors
+from tracking.mlflow_api import serialize
+from tracking.mlflow_api.request import MlflowRequest
+from tracking.mlflow_api.views import Context, rpc
+from tracking.models import LifecycleStage
+from tracking.services import experiments as services
+
+WRITE = Capability.WRITE
+
+
+def _tags(req: MlflowRequest) -> dict:
+    tags = {}
+    for tag in req.list("tags", []):
+        key, value = tag.get("key"), tag.get("value", "")
+        mlflow_validation._validate_experiment_tag(key, value)
+        tags[key] = value
+    return tags
+
+
+@rpc("POST", "experiments/create", WRITE)
+def create(ctx: Context, req: MlflowRequest):
+    name = req.str("name")
+    mlflow_validation._validate_experiment_name(name)
+    experiment = services.experiment_create(
+        org=ctx.org, name=name, actor=ctx.actor(),
+        artifact_location=req.str("artifact_location", ""), tags=_tags(req))
+    return {"experiment_id": experiment.public_id}
+
+
+@rpc("GET", "experiments/get")
+def get(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    return {"experiment": serialize.experiment(experiment)}
+
+
+@rpc("GET", "experiments/get-by-name")
+def get_by_name(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get_by_name(org=ctx.org, name=req.str("experiment_name"))
+    return {"experiment": serialize.experiment(experiment)}
+
+
+@rpc("POST", "experiments/search")
+@rpc("GET", "experiments/search")
+def search_experiments(ctx: Context, req: MlflowRequest):
+    services.experiment_default(org=ctx.org)  # the client expects Default to be listed
+    page, token = search.experiments(
+        org=ctx.org, filter_string=req.str("filter", ""),
+        view_type=req.str("view_type", "ACTIVE_ONLY"), max_results=req.int("max_results", 1000),
+        order_by=req.list("order_by", []), page_token=req.str("page_token", ""))
+    body = {"experiments": [serialize.experiment(e) for e in page]}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+@rpc("POST", "experiments/update", WRITE)
+def update(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    new_name = req.str("new_name")
+    mlflow_validation._validate_experiment_name(new_name)
+    services.experiment_rename(experiment=experiment, new_name=new_name, actor=ctx.actor())
+    return {}
+
+
+@rpc("POST", "experiments/delete", WRITE)
+def delete(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    services.experiment_set_lifecycle(experiment=experiment, stage=LifecycleStage.DELETED,
+                                      actor=ctx.actor())
+    return {}
+
+
+@rpc("POST", "experiments/restore", WRITE)
+def restore(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    services.experiment_set_lifecycle(experiment=experiment, stage=LifecycleStage.ACTIVE,
+                                      actor=ctx.actor())
+    return {}
+
+
+@rpc("POST", "experiments/set-experiment-tag", WRITE)
+def set_tag(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    key, value = req.str("key"), req.str("value", "")
+    mlflow_validation._validate_experiment_tag(key, value)
+    services.experiment_set_tag(experiment=experiment, key=key, value=value, actor=ctx.actor())
+    return {}
+
+
+@rpc("POST", "experiments/delete-experiment-tag", WRITE)
+def delete_tag(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    services.experiment_delete_tag(experiment=experiment, key=req.str("key"), actor=ctx.actor())
+    return {}

@@ -1,0 +1,201 @@
+"""runs/* and metrics/* RPCs."""
+
+from collections import namedtuple
+
+from mlflow.utils import validation as mlflow_validation
+
+from tenancy.roles import Capability
+from tracking import search, selectors
+from tracking.mlflow_api import serialize
+from tracking.mlflow_api.errors import MlflowError
+from tracking.mlflow_api.request import MlflowRequest, as_float, as_int
+from tracking.mlflow_api.views import Context, rpc
+from tracking.models import LifecycleStage
+from tracking.services import inputs as input_services
+from tracking.services import runs as services
+
+WRITE = Capability.WRITE
+_Metric = namedtuple("_Metric", "key value timestamp step")
+_KV = namedtuple("_KV", "key value")
+
+
+def _run_response(ctx: Context, run) -> dict:
+    return {"run": search.runs_serialized(ctx.org, [run])[0]}
+
+
+@rpc("POST", "runs/create", WRITE)
+def create(ctx: Context, req: MlflowRequest):
+    experiment = selectors.experiment_get(org=ctx.org,
+                                          experiment_id=req.str("experiment_id", "0"))
+    tags = _kv_list(req.list("tags", []), "tags")
+    mlflow_validation._validate_batch_log_data([], [], [_KV(*t) for t in tags])
+    run = services.run_create(
+        experiment=experiment, actor=ctx.actor(), run_name=req.str("run_name", ""),
+        user_id=req.str("user_id", ""), start_time=req.int("start_time", None),
+        tags=dict(tags))
+    return _run_response(ctx, run)
+
+
+@rpc("GET", "runs/get")
+def get(ctx: Context, req: MlflowRequest):
+    return _run_response(ctx, selectors.run_get(org=ctx.org, run_id=_run_id(req)))
+
+
+def _run_id(req: MlflowRequest) -> str:
+    # The client sends run_id; older ones send run_uuid.
+    return req.str("run_id") if req.has("run_id") or not req.has("run_uuid") \
+        else req.str("run_uuid")
+
+
+@rpc("POST", "runs/update", WRITE)
+def update(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=_run_id(req))
+    run = services.run_update(run=run, actor=ctx.actor(), status=req.str("status", None),
+                              end_time=req.int("end_time", None),
+                              run_name=req.str("run_name", None))
+    return {"run_info": serialize.run_info(run, run.experiment.public_id)}
+
+
+@rpc("POST", "runs/delete", WRITE)
+def delete(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=req.str("run_id"))
+    services.run_set_lifecycle(run=run, stage=LifecycleStage.DELETED, actor=ctx.actor())
+    return {}
+
+
+@rpc("POST", "runs/restore", WRITE)
+def restore(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=req.str("run_id"))
+    services.run_set_lifecycle(run=run, stage=LifecycleStage.ACTIVE, actor=ctx.actor())
+    return {}
+
+
+def _metric(raw: dict, path: str) -> dict:
+    if not isinstance(raw, dict):
+        raise MlflowError(f"Invalid value {raw!r} for parameter '{path}': expected an object.")
+    if "value" not in raw or raw["value"] is None:
+        raise MlflowError(f"Missing value for required parameter '{path}.value'.")
+    if "timestamp" not in raw or raw["timestamp"] is None:
+        raise MlflowError(f"Missing value for required parameter '{path}.timestamp'.")
+    metric = {"key": raw.get("key"), "value": as_float(raw["value"], f"{path}.value"),
+              "timestamp": as_int(raw["timestamp"], f"{path}.timestamp"),
+              "step": as_int(raw.get("step") or 0, f"{path}.step")}
+    mlflow_validation._validate_metric(metric["key"], metric["value"], metric["timestamp"],
+                                       metric["step"], path=path)
+    for extra in ("model_id", "dataset_name", "dataset_digest"):
+        if raw.get(extra):
+            metric[extra] = str(raw[extra])
+    return metric
+
+
+def _kv_list(items: list, name: str) -> list[tuple[str, str]]:
+    pairs = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise MlflowError(f"Missing value for required parameter '{name}[{index}].key'.")
+        value = item.get("value", "")
+        if not isinstance(value, str):
+            value = str(value)
+        pairs.append((item["key"], value))
+    return pairs
+
+
+def _log(ctx: Context, req: MlflowRequest, metrics: list, params: list, tags: list):
+    mlflow_validation._validate_batch_log_limits(metrics, params, tags)
+    checked_params = mlflow_validation._validate_batch_log_data(
+        [], [_KV(*p) for p in params], [_KV(*t) for t in tags])
+    run = selectors.run_get(org=ctx.org, run_id=_run_id(req))
+    services.run_log_batch(
+        run=run, actor=ctx.actor(), metrics=metrics,
+        params=[{"key": p.key, "value": p.value} for p in checked_params[1]],
+        tags=[{"key": t.key, "value": t.value} for t in checked_params[2]],
+        payload=req.data)
+    return {}
+
+
+@rpc("POST", "runs/log-batch", WRITE)
+def log_batch(ctx: Context, req: MlflowRequest):
+    raw_metrics = req.list("metrics", [])
+    params, tags = _kv_list(req.list("params", []), "params"), _kv_list(req.list("tags", []), "tags")
+    mlflow_validation._validate_batch_log_limits(raw_metrics, params, tags)
+    metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics)]
+    return _log(ctx, req, metrics, params, tags)
+
+
+@rpc("POST", "runs/log-metric", WRITE)
+def log_metric(ctx: Context, req: MlflowRequest):
+    fields = {k: req.data.get(k) for k in ("key", "value", "timestamp", "step", "model_id",
+                                           "dataset_name", "dataset_digest")}
+    if fields["key"] is None:
+        raise MlflowError("Missing value for required parameter 'key'.")
+    return _log(ctx, req, [_metric(fields, "")], [], [])
+
+
+@rpc("POST", "runs/log-parameter", WRITE)
+def log_param(ctx: Context, req: MlflowRequest):
+    return _log(ctx, req, [], [(req.str("key"), str(req.data.get("value", "")))], [])
+
+
+@rpc("POST", "runs/set-tag", WRITE)
+def set_tag(ctx: Context, req: MlflowRequest):
+    return _log(ctx, req, [], [], [(req.str("key"), str(req.data.get("value", "")))])
+
+
+@rpc("POST", "runs/delete-tag", WRITE)
+def delete_tag(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=req.str("run_id"))
+    services.run_delete_tag(run=run, key=req.str("key"), actor=ctx.actor())
+    return {}
+
+
+@rpc("POST", "runs/log-inputs", WRITE)
+def log_inputs(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=req.str("run_id"))
+    input_services.run_log_inputs(run=run, actor=ctx.actor(),
+                                  datasets=req.list("datasets", []),
+                                  models=req.list("models", []))
+    return {}
+
+
+@rpc("POST", "runs/outputs", WRITE)
+def log_outputs(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=req.str("run_id"))
+    input_services.run_log_outputs(run=run, actor=ctx.actor(), models=req.list("models", []))
+    return {}
+
+
+@rpc("POST", "runs/search")
+def search_runs(ctx: Context, req: MlflowRequest):
+    runs, token = search.runs(
+        org=ctx.org, experiment_ids=[str(e) for e in req.list("experiment_ids", [])],
+        filter_string=req.str("filter", ""), view_type=req.str("run_view_type", "ACTIVE_ONLY"),
+        max_results=req.int("max_results", 1000), order_by=req.list("order_by", []),
+        page_token=req.str("page_token", ""))
+    body = {"runs": runs}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+@rpc("GET", "metrics/get-history")
+def get_history(ctx: Context, req: MlflowRequest):
+    run = selectors.run_get(org=ctx.org, run_id=_run_id(req))
+    points, token = search.metric_history(run=run, key=req.str("metric_key"),
+                                          max_results=req.int("max_results", None),
+                                          page_token=req.str("page_token", ""))
+    body = {"metrics": points}
+    if token:
+        body["next_page_token"] = token
+    return body
+
+
+@rpc("GET", "metrics/get-history-bulk-interval")
+def get_history_bulk_interval(ctx: Context, req: MlflowRequest):
+    run_ids = req.list("run_ids")
+    if not 1 <= len(run_ids) <= 100:
+        raise MlflowError("run_ids must contain between 1 and 100 run ids.")
+    runs = [selectors.run_get(org=ctx.org, run_id=r) for r in run_ids]
+    points = search.metric_history_bulk_interval(
+        runs=runs, key=req.str("metric_key"), start_step=req.int("start_step", None),
+        end_step=req.int("end_step", None), max_results=req.int("max_results", None))
+    return {"metrics": points}

@@ -1,0 +1,148 @@
+"""The MLflow wire protocol: one Django view that authenticates, routes `/api/2.0/mlflow/<rpc>`
+(and the /ajax-api and /api/3.0 variants) to handlers, and speaks MLflow's error format.
+
+Handlers are adapters: they read the request, call tracking services/selectors, and return a
+dict. No business rule lives here (STYLE.md, "Where this project goes further").
+"""
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from mlflow.exceptions import MlflowException
+
+from audit.actors import Actor
+from config.exceptions import ApplicationError
+from tenancy.authentication import (
+    WORKSPACE_HEADER,
+    Access,
+    AuthenticationError,
+    WorkspaceNotFound,
+    authenticate_token_header,
+    session_access,
+)
+from tenancy.roles import Capability
+from tracking.mlflow_api.errors import MlflowError
+from tracking.mlflow_api.request import MlflowRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who calls, in which organization; handed to every handler."""
+
+    access: Access
+    request: object
+
+    @property
+    def org(self):
+        return self.access.org
+
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request, token=self.access.token)
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Callable
+    capability: Capability
+    pattern: re.Pattern
+
+
+ROUTES: dict[str, list[Route]] = {}
+
+
+def rpc(method: str, path: str, capability: Capability = Capability.READ):
+    """Register a handler for `METHOD mlflow/<path>`; `{name}` in the path is an argument."""
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+
+    def register(handler):
+        ROUTES.setdefault(method, []).append(Route(handler, capability, regex))
+        return handler
+
+    return register
+
+
+def _json(body: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                        status=status, content_type="application/json")
+
+
+def error_response(exc: MlflowError) -> HttpResponse:
+    return _json({"error_code": exc.error_code, "message": exc.message}, exc.status)
+
+
+def _match(method: str, path: str):
+    for route in ROUTES.get(method, ()):
+        found = route.pattern.match(path)
+        if found:
+            return route, found.groupdict()
+    return None, None
+
+
+def mlflow_access(request) -> Access:
+    """Token (Bearer or Basic) or, for the UI's /ajax-api, the browser session."""
+    header = request.META.get("HTTP_AUTHORIZATION")
+    if header:
+        try:
+            user, access = authenticate_token_header(header, request.META.get(WORKSPACE_HEADER))
+        except AuthenticationError as exc:
+            raise MlflowError(str(exc), "UNAUTHENTICATED") from None
+        except WorkspaceNotFound as exc:
+            raise MlflowError(str(exc), "RESOURCE_DOES_NOT_EXIST") from None
+        request.user = user
+        return access
+    if request.path.startswith("/ajax-api/") and getattr(request, "user", None) is not None:
+        access = session_access(request)
+        if access is not None:
+            return access
+    raise MlflowError("Authentication required: send 'Authorization: Bearer <token>' "
+                      "(MLFLOW_TRACKING_TOKEN) or HTTP Basic with your email and a token.",
+                      "UNAUTHENTICATED")
+
+
+@csrf_exempt
+def mlflow_endpoint(request, rpc_path: str):
+    try:
+        route, args = _match(request.method, rpc_path)
+        if route is None:
+            raise MlflowError(f"No endpoint {request.method} {request.path}", "ENDPOINT_NOT_FOUND")
+        access = mlflow_access(request)
+        request.org = access.org
+        if request.path.startswith("/ajax-api/") and not request.META.get("HTTP_AUTHORIZATION") \
+                and request.method != "GET":
+            _check_csrf(request)
+        if not access.can(route.capability):
+            raise MlflowError(_denied(access, route.capability), "PERMISSION_DENIED")
+        result = route.handler(Context(access, request), MlflowRequest(request, args))
+    except MlflowError as exc:
+        return error_response(exc)
+    except ApplicationError as exc:
+        return error_response(MlflowError.from_application_error(exc))
+    except ValidationError as exc:
+        return error_response(MlflowError("; ".join(exc.messages)))
+    except MlflowException as exc:  # raised by MLflow's own validators we call
+        return error_response(MlflowError(exc.message, exc.error_code))
+    if isinstance(result, HttpResponse):
+        return result
+    return _json(result if result is not None else {})
+
+
+def _denied(access: Access, capability: Capability) -> str:
+    if access.token is not None and access.token.read_only:
+        return "This token is read-only."
+    return f"Your role '{access.role}' does not allow this ({capability} needed)."
+
+
+def _check_csrf(request) -> None:
+    from django.middleware.csrf import CsrfViewMiddleware
+
+    reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+    if reason is not None:
+        raise MlflowError("CSRF check failed.", "PERMISSION_DENIED")

@@ -1,0 +1,310 @@
+"""MLflow search (runs, experiments) translated into SQL, and metric histories.
+
+The filter grammar is MLflow's own parser (mlflow.utils.search_utils), so syntax and error
+messages match `mlflow server`. Each clause becomes an EXISTS over an indexed table (latest
+metrics, params, tags, inputs) or a column comparison; nothing is filtered in Python. A page
+of runs is then loaded with a few set queries, not one query per run.
+"""
+
+import base64
+import json
+
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery
+from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
+
+from tracking.lookups import register_lookups
+from tracking.mlflow_api import serialize
+from tracking.models import (
+    Experiment,
+    ExperimentTag,
+    LatestMetric,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunInput,
+    RunOutput,
+    RunTag,
+)
+from tracking.services.common import invalid
+
+register_lookups()
+
+MAX_RESULTS = 50000
+VIEW_STAGES = {
+    "ACTIVE_ONLY": [LifecycleStage.ACTIVE],
+    "DELETED_ONLY": [LifecycleStage.DELETED],
+    "ALL": [LifecycleStage.ACTIVE, LifecycleStage.DELETED],
+}
+COMPARATORS = {"=": "exact", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte",
+               "LIKE": "like", "ILIKE": "ilike", "IN": "in", "NOT IN": "in"}
+RUN_ATTRIBUTES = {"run_id": "run_uuid", "run_name": "name", "run name": "name",
+                  "Run name": "name", "Run Name": "name", "status": "status",
+                  "user_id": "user_id", "artifact_uri": "artifact_uri",
+                  "start_time": "start_time", "created": "start_time", "Created": "start_time",
+                  "end_time": "end_time"}
+
+
+# --- page tokens --------------------------------------------------------------------------
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+    except (ValueError, KeyError, TypeError):
+        raise invalid(f"Invalid page token, could not base64-decode: '{token}'.") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise invalid(f"Invalid page token '{token}'.")
+    return offset
+
+
+def _max_results(value: int) -> int:
+    if not 0 < value <= MAX_RESULTS:
+        raise invalid(f"Invalid value {value} for parameter 'max_results' supplied. It must be "
+                      f"at most {MAX_RESULTS}, and greater than 0.")
+    return value
+
+
+def _stages(view_type: str) -> list[str]:
+    if view_type not in VIEW_STAGES:
+        raise invalid(f"Invalid view type '{view_type}'; one of {', '.join(VIEW_STAGES)}.")
+    return VIEW_STAGES[view_type]
+
+
+# --- filters --------------------------------------------------------------------------------
+
+def _compare(field: str, comparator: str, value) -> Q:
+    if comparator == "!=":
+        return ~Q(**{field: value})
+    q = Q(**{f"{field}__{COMPARATORS[comparator]}": value})
+    return ~q if comparator == "NOT IN" else q
+
+
+def _exists_kv(model, key: str, comparator: str, value) -> Q:
+    """A clause on params/tags/latest metrics: EXISTS (row of this run with this key ...)."""
+    rows = model.objects.filter(run=OuterRef("pk"), key=key)
+    if comparator == "IS NULL":
+        return ~Exists(rows)
+    if comparator == "IS NOT NULL":
+        return Q(Exists(rows))
+    return Q(Exists(rows.filter(_compare("value", comparator, value))))
+
+
+def _run_clause(clause: dict) -> Q:
+    kind, key, comparator, value = (clause["type"], clause["key"], clause["comparator"],
+                                    clause["value"])
+    if kind == "metric":
+        return _exists_kv(LatestMetric, key, comparator, float(value))
+    if kind == "parameter":
+        return _exists_kv(Param, key, comparator, value)
+    if kind == "tag":
+        return _exists_kv(RunTag, key, comparator, value)
+    if kind == "attribute":
+        field = RUN_ATTRIBUTES[key]
+        if field in ("start_time", "end_time"):
+            value = int(value)
+        return _compare(field, comparator, value)
+    if kind == "dataset":
+        field = "tags__mlflow.data.context" if key == "context" else f"dataset__{key}"
+        inputs = RunInput.objects.filter(run=OuterRef("pk")).filter(
+            _compare(field, comparator, value))
+        return Q(Exists(inputs))
+    raise invalid(f"Invalid search expression type '{kind}'")
+
+
+def _parse_filter(parser, filter_string: str) -> list[dict]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return parser.parse_search_filter(filter_string)
+    except MlflowException as exc:
+        raise invalid(exc.message) from None
+
+
+def _run_order(order_by: list[str]) -> list:
+    from mlflow.exceptions import MlflowException
+
+    ordering, annotations = [], {}
+    for index, clause in enumerate(order_by):
+        try:
+            kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+        except MlflowException as exc:
+            raise invalid(exc.message) from None
+        if kind == "attribute":
+            expression = F(RUN_ATTRIBUTES.get(key, key))
+        else:
+            model = {"metric": LatestMetric, "parameter": Param, "tag": RunTag}[kind]
+            output = FloatField() if kind == "metric" else None
+            name = f"_order_{index}"
+            annotations[name] = Subquery(
+                model.objects.filter(run=OuterRef("pk"), key=key).values("value")[:1],
+                output_field=output)
+            expression = F(name)
+        # Runs without the value sort last either way, as in MLflow.
+        ordering.append(expression.asc(nulls_last=True) if ascending
+                        else expression.desc(nulls_last=True))
+    ordering += [F("start_time").desc(nulls_last=True), F("run_uuid").asc()]
+    return ordering, annotations
+
+
+def runs_queryset(*, org, experiments: list[Experiment], filter_string: str,
+                  view_type: str, order_by: list[str]) -> QuerySet[Run]:
+    runs = Run.objects.filter(org=org, experiment__in=experiments,
+                              lifecycle_stage__in=_stages(view_type))
+    for clause in _parse_filter(SearchUtils, filter_string):
+        runs = runs.filter(_run_clause(clause))
+    ordering, annotations = _run_order(order_by)
+    return runs.annotate(**annotations).order_by(*ordering)
+
+
+def runs(*, org, experiment_ids: list[str], filter_string: str, view_type: str,
+         max_results: int, order_by: list[str], page_token: str) -> tuple[list[dict], str]:
+    from tracking.selectors import experiment_get
+
+    experiments = []
+    for experiment_id in experiment_ids:
+        try:
+            experiments.append(experiment_get(org=org, experiment_id=experiment_id))
+        except Exception:  # noqa: S112  an unknown id matches nothing, as in MLflow
+            continue
+    offset, limit = _decode_token(page_token), _max_results(max_results)
+    queryset = runs_queryset(org=org, experiments=experiments, filter_string=filter_string,
+                             view_type=view_type, order_by=order_by)
+    page = list(queryset.select_related("experiment")[offset: offset + limit + 1])
+    token = _encode_token(offset + limit) if len(page) > limit else ""
+    return runs_serialized(org, page[:limit]), token
+
+
+def runs_serialized(org, page: list[Run]) -> list[dict]:
+    """Full MLflow Run objects for a page of runs, in a handful of set queries."""
+    ids = [run.pk for run in page]
+    by_run: dict[int, dict] = {pk: {"metrics": [], "params": [], "tags": [], "datasets": [],
+                                    "outputs": []} for pk in ids}
+    for run_id, key, value, timestamp, step in LatestMetric.objects.filter(run_id__in=ids) \
+            .values_list("run_id", "key", "value", "timestamp", "step"):
+        by_run[run_id]["metrics"].append(serialize.metric(key, value, timestamp, step))
+    for run_id, key, value in Param.objects.filter(run_id__in=ids) \
+            .values_list("run_id", "key", "value"):
+        by_run[run_id]["params"].append({"key": key, "value": value})
+    for run_id, key, value in RunTag.objects.filter(run_id__in=ids) \
+            .values_list("run_id", "key", "value"):
+        by_run[run_id]["tags"].append({"key": key, "value": value})
+    for run_input in RunInput.objects.filter(run_id__in=ids).select_related("dataset"):
+        by_run[run_input.run_id]["datasets"].append(_dataset_input(run_input))
+    for output in RunOutput.objects.filter(run_id__in=ids).select_related("logged_model"):
+        by_run[output.run_id]["outputs"].append(
+            {"model_id": output.logged_model.model_id, "step": output.step})
+    return [_run_dict(run, by_run[run.pk]) for run in page]
+
+
+def _dataset_input(run_input: RunInput) -> dict:
+    d = run_input.dataset
+    dataset = {"name": d.name, "digest": d.digest, "source_type": d.source_type,
+               "source": d.source}
+    if d.schema:
+        dataset["schema"] = d.schema
+    if d.profile:
+        dataset["profile"] = d.profile
+    return {"tags": [{"key": k, "value": v} for k, v in run_input.tags.items()],
+            "dataset": dataset}
+
+
+def _run_dict(run: Run, data: dict) -> dict:
+    body = {
+        "info": serialize.run_info(run, run.experiment.public_id),
+        "data": {"metrics": data["metrics"], "params": data["params"], "tags": data["tags"]},
+        "inputs": {"dataset_inputs": data["datasets"]},
+    }
+    if data["outputs"]:
+        body["outputs"] = {"model_outputs": data["outputs"]}
+    return body
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+def _experiment_clause(clause: dict) -> Q:
+    kind, key, comparator, value = (clause["type"], clause["key"], clause["comparator"],
+                                    clause["value"])
+    if kind == "tag":
+        tags = ExperimentTag.objects.filter(experiment=OuterRef("pk"), key=key)
+        if comparator == "IS NULL":
+            return ~Exists(tags)
+        if comparator == "IS NOT NULL":
+            return Q(Exists(tags))
+        return Q(Exists(tags.filter(_compare("value", comparator, value))))
+    if key in ("creation_time", "last_update_time"):
+        return _compare(key, comparator, int(value))
+    if key == "experiment_id":
+        return _compare("pk", comparator, value)
+    return _compare(key, comparator, value)
+
+
+def experiments(*, org, filter_string: str, view_type: str, max_results: int,
+                order_by: list[str], page_token: str) -> tuple[list[Experiment], str]:
+    from mlflow.exceptions import MlflowException
+
+    queryset = Experiment.objects.filter(org=org, lifecycle_stage__in=_stages(view_type))
+    for clause in _parse_filter(SearchExperimentsUtils, filter_string):
+        queryset = queryset.filter(_experiment_clause(clause))
+    ordering = []
+    for clause in order_by:
+        try:
+            _, key, ascending = SearchExperimentsUtils.parse_order_by_for_search_experiments(
+                clause)
+        except MlflowException as exc:
+            raise invalid(exc.message) from None
+        field = "pk" if key == "experiment_id" else key
+        ordering.append(F(field).asc() if ascending else F(field).desc())
+    ordering += [F("creation_time").desc(), F("pk").desc()]
+    offset, limit = _decode_token(page_token), _max_results(max_results)
+    page = list(queryset.order_by(*ordering).prefetch_related("tags")
+                [offset: offset + limit + 1])
+    token = _encode_token(offset + limit) if len(page) > limit else ""
+    return page[:limit], token
+
+
+# --- metric history -------------------------------------------------------------------------
+
+def metric_history(*, run: Run, key: str, max_results: int | None,
+                   page_token: str) -> tuple[list[dict], str]:
+    """Points of one metric in (step, timestamp, value) order, which the unique index serves."""
+    points = Metric.objects.filter(run=run, key=key).order_by("step", "timestamp", "value")
+    offset = _decode_token(page_token)
+    rows = points.values_list("key", "value", "timestamp", "step", "model_id", "dataset_name",
+                              "dataset_digest")
+    if max_results is None:
+        page, token = list(rows[offset:]), ""
+    else:
+        limit = _max_results(max_results)
+        page = list(rows[offset: offset + limit + 1])
+        token = _encode_token(offset + limit) if len(page) > limit else ""
+        page = page[:limit]
+    return [serialize.metric(k, v, t, s, {"model_id": m, "dataset_name": dn,
+                                          "dataset_digest": dd, "run_id": run.run_uuid})
+            for k, v, t, s, m, dn, dd in page], token
+
+
+def metric_history_bulk_interval(*, runs: list[Run], key: str, start_step: int | None,
+                                 end_step: int | None, max_results: int | None) -> list[dict]:
+    """Up to `max_results` evenly spaced steps per run (first and last included)."""
+    limit = _max_results(max_results or 320)
+    result = []
+    for run in runs:
+        points = Metric.objects.filter(run=run, key=key)
+        if start_step is not None:
+            points = points.filter(step__gte=start_step)
+        if end_step is not None:
+            points = points.filter(step__lte=end_step)
+        steps = list(points.order_by("step").values_list("step", flat=True).distinct())
+        if len(steps) > limit:
+            stride = (len(steps) - 1) / (limit - 1) if limit > 1 else len(steps)
+            steps = sorted({steps[round(i * stride)] for i in range(limit)})
+        chosen = points.filter(step__in=steps).order_by("step", "timestamp")
+        result += [serialize.metric(key, v, t, s, {"run_id": run.run_uuid})
+                   for v, t, s in chosen.values_list("value", "timestamp", "step")]
+    return result

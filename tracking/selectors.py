@@ -1,0 +1,55 @@
+"""Reads of tracking data, scoped to an organization. Search lives in tracking.search."""
+
+from tracking.models import Experiment, LifecycleStage, LoggedModel, Run
+from tracking.services.common import not_found
+from tracking.services.experiments import experiment_default
+
+
+def experiment_get(*, org, experiment_id: str) -> Experiment:
+    """By public id: "0" is the org's Default experiment; others answer 404 like missing ones."""
+    if experiment_id == "0":
+        return experiment_default(org=org)
+    experiment = None
+    if experiment_id.isdigit():
+        experiment = Experiment.objects.filter(org=org, pk=int(experiment_id), is_default=False) \
+            .first()
+    if experiment is None:
+        raise not_found(f"No Experiment with id={experiment_id} exists")
+    return experiment
+
+
+def experiment_get_by_name(*, org, name: str) -> Experiment:
+    experiment = Experiment.objects.filter(org=org, name=name).first()
+    if experiment is None:
+        if name == "Default":
+            return experiment_default(org=org)
+        raise not_found(f"Could not find experiment with name '{name}'")
+    return experiment
+
+
+def run_get(*, org, run_id: str, for_update: bool = False) -> Run:
+    runs = Run.objects.select_related("experiment")
+    if for_update:
+        runs = runs.select_for_update(of=("self",))
+    run = runs.filter(org=org, run_uuid=run_id).first()
+    if run is None:
+        raise not_found(f"Run with id={run_id} not found")
+    return run
+
+
+def run_get_active(*, org, run_id: str, for_update: bool = False) -> Run:
+    from tracking.services.common import invalid
+
+    run = run_get(org=org, run_id=run_id, for_update=for_update)
+    if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise invalid(f"The run {run_id} must be in the 'active' state. Current state is "
+                      f"{run.lifecycle_stage}.")
+    return run
+
+
+def logged_model_get(*, org, model_id: str) -> LoggedModel:
+    model = LoggedModel.objects.select_related("experiment", "source_run") \
+        .filter(org=org, model_id=model_id, lifecycle_stage=LifecycleStage.ACTIVE).first()
+    if model is None:
+        raise not_found(f"Logged model with ID '{model_id}' not found.")
+    return model

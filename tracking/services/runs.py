@@ -1,0 +1,221 @@
+"""Runs: create, update, delete/restore, and everything logged to them.
+
+Each service is one transaction with one audit event. Batches are set-based: metric points
+go in with one INSERT .. ON CONFLICT DO NOTHING (identical re-sends are harmless), latest
+values with one conditional upsert, params with one insert and one comparison query.
+"""
+
+import uuid
+
+from django.db import connection, transaction
+from mlflow.utils import validation as mlflow_validation
+from mlflow.utils.name_utils import _generate_random_name as random_run_name
+
+from audit.actors import Actor
+from audit.chain import payload_digest
+from audit.services import audit_record
+from tracking.models import (
+    Experiment,
+    LatestMetric,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+)
+from tracking.services.common import invalid, not_found, now_ms
+
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def _run_view(run: Run) -> dict:
+    return {"name": run.name, "status": run.status, "lifecycle_stage": run.lifecycle_stage,
+            "end_time": run.end_time}
+
+
+@transaction.atomic(durable=True)
+def run_create(*, experiment: Experiment, actor: Actor, run_name: str = "", user_id: str = "",
+               start_time: int | None = None, tags: dict | None = None) -> Run:
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise invalid(f"The experiment {experiment.public_id} must be in the 'active' state. "
+                      f"Current state is {experiment.lifecycle_stage}.")
+    tags = dict(tags or {})
+    _validate_tags(tags)
+    run_name = run_name or tags.get(RUN_NAME_TAG) or random_run_name()
+    if tags.get(RUN_NAME_TAG, run_name) != run_name:
+        raise invalid(f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but "
+                      f"with different values (run_name='{run_name}', "
+                      f"mlflow.runName='{tags[RUN_NAME_TAG]}').")
+    tags[RUN_NAME_TAG] = run_name
+    run_uuid = uuid.uuid4().hex
+    run = Run.objects.create(
+        org=experiment.org, run_uuid=run_uuid, experiment=experiment, name=run_name,
+        user_id=user_id or (actor.user.email if actor.user else ""), status=RunStatus.RUNNING,
+        start_time=start_time if start_time is not None else now_ms(),
+        artifact_uri=f"{experiment.artifact_location}/{run_uuid}/artifacts")
+    RunTag.objects.bulk_create(RunTag(org=run.org, run=run, key=k, value=v)
+                               for k, v in tags.items())
+    audit_record(org=run.org, actor=actor, action="run.created", target=run,
+                 target_label=f"{run.name} ({run_uuid})",
+                 after={**_run_view(run), "experiment_id": experiment.public_id,
+                        "tags": len(tags)})
+    return run
+
+
+@transaction.atomic(durable=True)
+def run_update(*, run: Run, actor: Actor, status: str | None = None,
+               end_time: int | None = None, run_name: str | None = None) -> Run:
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    _require_active(run)
+    if status is not None and status not in RunStatus.values:
+        raise invalid(f"Invalid run status '{status}'; one of {', '.join(RunStatus.values)}.")
+    before = _run_view(run)
+    if status is not None:
+        run.status = status
+    if end_time is not None:
+        run.end_time = end_time
+    if run_name:
+        run.name = run_name
+        RunTag.objects.update_or_create(run=run, key=RUN_NAME_TAG,
+                                        defaults={"value": run_name, "org": run.org})
+    run.save(update_fields=["status", "end_time", "name"])
+    audit_record(org=run.org, actor=actor, action="run.updated", target=run,
+                 target_label=f"{run.name} ({run.run_uuid})", before=before,
+                 after=_run_view(run))
+    return run
+
+
+@transaction.atomic(durable=True)
+def run_set_lifecycle(*, run: Run, stage: str, actor: Actor) -> Run:
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if stage == LifecycleStage.ACTIVE and run.lifecycle_stage == LifecycleStage.ACTIVE:
+        raise invalid(f"The run {run.run_uuid} must be in the 'deleted' state. Current state "
+                      "is active.")
+    if stage == LifecycleStage.DELETED and run.lifecycle_stage == LifecycleStage.DELETED:
+        raise invalid(f"The run {run.run_uuid} must be in the 'active' state. Current state "
+                      "is deleted.")
+    before = _run_view(run)
+    run.lifecycle_stage = stage
+    run.deleted_time = now_ms() if stage == LifecycleStage.DELETED else None
+    run.save(update_fields=["lifecycle_stage", "deleted_time"])
+    action = "run.deleted" if stage == LifecycleStage.DELETED else "run.restored"
+    audit_record(org=run.org, actor=actor, action=action, target=run,
+                 target_label=f"{run.name} ({run.run_uuid})", before=before,
+                 after=_run_view(run))
+    return run
+
+
+def _require_active(run: Run) -> None:
+    if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise invalid(f"The run {run.run_uuid} must be in the 'active' state. Current state is "
+                      f"{run.lifecycle_stage}.")
+
+
+def _validate_tags(tags: dict) -> None:
+    for key, value in tags.items():
+        mlflow_validation._validate_tag_name(key)
+        mlflow_validation._validate_length_limit("Tag value", mlflow_validation.MAX_TAG_VAL_LENGTH,
+                                                 value)
+
+
+@transaction.atomic(durable=True)
+def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[dict],
+                  tags: list[dict], payload: dict) -> dict:
+    """Log metrics (dicts with key/value/timestamp/step), params and tags in one transaction.
+
+    `payload` is the request as received; the audit event keeps its SHA-256, not a copy.
+    """
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    _require_active(run)
+    if metrics:
+        _insert_metrics(run, metrics)
+    if params:
+        _insert_params(run, params)
+    if tags:
+        _upsert_tags(run, tags)
+    counts = {"metrics": len(metrics), "params": len(params),
+              "tags": len(tags), "sha256": payload_digest(payload)}
+    audit_record(org=run.org, actor=actor, action="run.batch_logged", target=run,
+                 target_label=f"{run.name} ({run.run_uuid})", after=counts)
+    return counts
+
+
+def _insert_metrics(run: Run, metrics: list[dict]) -> None:
+    rows = [Metric(org_id=run.org_id, run_id=run.pk, key=m["key"], value=m["value"],
+                   timestamp=m["timestamp"], step=m["step"], model_id=m.get("model_id"),
+                   dataset_name=m.get("dataset_name"), dataset_digest=m.get("dataset_digest"))
+            for m in metrics]
+    Metric.objects.bulk_create(rows, ignore_conflicts=True)
+    _upsert_latest(run, metrics)
+
+
+def _newest_per_key(metrics: list[dict]) -> dict[str, dict]:
+    newest: dict[str, dict] = {}
+    for m in metrics:
+        current = newest.get(m["key"])
+        if current is None or (m["step"], m["timestamp"], m["value"]) > \
+                (current["step"], current["timestamp"], current["value"]):
+            newest[m["key"]] = m
+    return newest
+
+
+def _upsert_latest(run: Run, metrics: list[dict]) -> None:
+    """One statement: insert each key's newest point, or replace the stored one when the new
+    point is later by (step, timestamp, value), MLflow's order for "latest"."""
+    newest = list(_newest_per_key(metrics).values())
+    table = connection.ops.quote_name(LatestMetric._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(newest))
+    params: list = []
+    for m in newest:
+        params += [run.org_id, run.pk, m["key"], m["value"], m["timestamp"], m["step"]]
+    # The table name is our model's and every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} (org_id, run_id, key, value, timestamp, step) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
+        f"timestamp = excluded.timestamp, step = excluded.step "
+        f"WHERE (excluded.step, excluded.timestamp, excluded.value) > "
+        f"({table}.step, {table}.timestamp, {table}.value)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _insert_params(run: Run, params: list[dict]) -> None:
+    sent: dict[str, str] = {}
+    for p in params:
+        if sent.setdefault(p["key"], p["value"]) != p["value"]:
+            raise invalid(f"Duplicate parameter keys have been submitted: {p['key']} with "
+                          "different values.")
+    Param.objects.bulk_create([Param(org_id=run.org_id, run_id=run.pk, key=k, value=v)
+                               for k, v in sent.items()], ignore_conflicts=True)
+    stored = dict(Param.objects.filter(run=run, key__in=sent).values_list("key", "value"))
+    for key, value in sent.items():
+        if stored[key] != value:
+            raise invalid(
+                f"Changing param values is not allowed. Param with key='{key}' was already "
+                f"logged with value='{stored[key]}' for run ID='{run.run_uuid}'. Attempted "
+                f"logging new value '{value}'.")
+
+
+def _upsert_tags(run: Run, tags: list[dict]) -> None:
+    latest = {t["key"]: t["value"] for t in tags}
+    RunTag.objects.bulk_create(
+        [RunTag(org_id=run.org_id, run_id=run.pk, key=k, value=v) for k, v in latest.items()],
+        update_conflicts=True, unique_fields=["run", "key"], update_fields=["value"])
+    if RUN_NAME_TAG in latest and latest[RUN_NAME_TAG] != run.name:
+        run.name = latest[RUN_NAME_TAG]
+        run.save(update_fields=["name"])
+
+
+@transaction.atomic(durable=True)
+def run_delete_tag(*, run: Run, key: str, actor: Actor) -> None:
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    _require_active(run)
+    tag = RunTag.objects.filter(run=run, key=key).first()
+    if tag is None:
+        raise not_found(f"No tag with name: {key} in run with id {run.run_uuid}")
+    tag.delete()
+    audit_record(org=run.org, actor=actor, action="run.tag_deleted", target=run,
+                 target_label=f"{run.name} ({run.run_uuid})",
+                 before={"key": key, "value": tag.value})
