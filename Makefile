@@ -6,7 +6,7 @@ PORT ?= 8000
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-sqlite lint install worker
+.PHONY: run test test-sqlite lint install bench-audit
 .DEFAULT_GOAL := run
 
 $(CURDIR)/.tools/bin/uv:
@@ -30,3 +30,6 @@ test-sqlite: install
 
 lint: install
 	.venv/bin/ruff check .
+
+bench-audit: install
+	.venv/bin/python scripts/with_services.py -- .venv/bin/python bench/audit_bench.py $(BENCH_ARGS)

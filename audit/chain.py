@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 import rfc8785
 
+from audit import canonical
+
 GENESIS_HASH = "0" * 64  # the prev_hash of an organization's first event
 
 # The fields an event's hash covers, in the export's own names.
@@ -30,7 +32,7 @@ def event_hash(prev_hash: str, fields: dict) -> str:
     payload = {name: fields[name] for name in HASHED_FIELDS}
     digest = hashlib.sha256()
     digest.update(bytes.fromhex(prev_hash))
-    digest.update(rfc8785.dumps(payload))
+    digest.update(canonical.dumps(payload))
     return digest.hexdigest()
 
 
@@ -59,4 +61,8 @@ def _canonicalizable(value):
 
 def payload_digest(payload) -> str:
     """SHA-256 of a payload's canonical JSON: what a bulk write's event keeps instead of a copy."""
-    return hashlib.sha256(rfc8785.dumps(_canonicalizable(payload))).hexdigest()
+    try:
+        encoded = canonical.dumps(payload)
+    except (rfc8785.IntegerDomainError, rfc8785.FloatDomainError):
+        encoded = canonical.dumps(_canonicalizable(payload))
+    return hashlib.sha256(encoded).hexdigest()

@@ -8,7 +8,7 @@ against the public key: the checkpoints in the file and, above all, those given 
 --checkpoint that the organization kept elsewhere (whoever rewrites the file can drop the
 checkpoints in it, not the ones you hold). Every event and checkpoint must belong to the
 organization the export names. Exit 0 when intact; otherwise exit 1 and name the first bad
-sequence number. Needs only the Python packages `cryptography` and `rfc8785`.
+sequence number. Needs only the Python packages `cryptography`, `rfc8785` and `orjson`.
 """
 
 import argparse

@@ -58,7 +58,7 @@ def audit_record(
         "client_ip": actor.client_ip,
     }
     digest = event_hash(head.hash, fields)
-    event = AuditEvent.objects.create(
+    event = AuditEvent(
         **{**fields, "org": org, "created_at": now},
         actor_user=actor.user if getattr(actor.user, "pk", None) else None,
         actor_token=actor.token,
@@ -66,8 +66,31 @@ def audit_record(
         hash=digest,
     )
     head.seq, head.hash = fields["seq"], digest
-    head.save(update_fields=["seq", "hash"])
+    _append(event, head)
     return event
+
+
+def _append(event: AuditEvent, head: AuditChainHead) -> None:
+    """Insert the event and advance the head. On PostgreSQL both in one statement (a data-
+    modifying CTE): one round trip less on every audited write."""
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        head.save(update_fields=["seq", "hash"])
+        return
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"WITH new_event AS (INSERT INTO {AuditEvent._meta.db_table} ({columns}) "  # noqa: S608
+        f"VALUES ({placeholders}) RETURNING id) "
+        f"UPDATE {AuditChainHead._meta.db_table} SET seq = %s, hash = %s WHERE org_id = %s "
+        f"RETURNING (SELECT id FROM new_event)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, head.seq, head.hash, head.org_id])
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
 
 
 def audit_chain_start(*, org) -> None:
