@@ -69,13 +69,13 @@ def rpc(method: str, path: str, capability: Capability = Capability.READ):
     return register
 
 
-def _json(body: dict, status: int = 200) -> HttpResponse:
+def json_response(body: dict, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
                         status=status, content_type="application/json")
 
 
 def error_response(exc: MlflowError) -> HttpResponse:
-    return _json({"error_code": exc.error_code, "message": exc.message}, exc.status)
+    return json_response({"error_code": exc.error_code, "message": exc.message}, exc.status)
 
 
 def _match(method: str, path: str):
@@ -113,13 +113,7 @@ def mlflow_endpoint(request, rpc_path: str):
         route, args = _match(request.method, rpc_path)
         if route is None:
             raise MlflowError(f"No endpoint {request.method} {request.path}", "ENDPOINT_NOT_FOUND")
-        access = mlflow_access(request)
-        request.org = access.org
-        if request.path.startswith("/ajax-api/") and not request.META.get("HTTP_AUTHORIZATION") \
-                and request.method != "GET":
-            _check_csrf(request)
-        if not access.can(route.capability):
-            raise MlflowError(_denied(access, route.capability), "PERMISSION_DENIED")
+        access = authorize(request, route.capability)
         result = route.handler(Context(access, request), MlflowRequest(request, args))
     except MlflowError as exc:
         return error_response(exc)
@@ -131,7 +125,20 @@ def mlflow_endpoint(request, rpc_path: str):
         return error_response(MlflowError(exc.message, exc.error_code))
     if isinstance(result, HttpResponse):
         return result
-    return _json(result if result is not None else {})
+    return json_response(result if result is not None else {})
+
+
+def authorize(request, capability: Capability) -> Access:
+    """Who calls (token, or the browser session on /ajax-api with CSRF for writes) and whether
+    they may do what `capability` names; raises MlflowError otherwise."""
+    access = mlflow_access(request)
+    request.org = access.org
+    if request.path.startswith("/ajax-api/") and not request.META.get("HTTP_AUTHORIZATION") \
+            and request.method != "GET":
+        _check_csrf(request)
+    if not access.can(capability):
+        raise MlflowError(_denied(access, capability), "PERMISSION_DENIED")
+    return access
 
 
 def _denied(access: Access, capability: Capability) -> str:

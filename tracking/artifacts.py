@@ -1,0 +1,398 @@
+"""Artifacts: where an organization's files live, which paths are allowed, and audited writes.
+
+Files go through Django's storage API (`STORAGES["artifacts"]`: a local directory, or S3 when
+that entry is swapped), each organization's under its own prefix "<org id>/"; a path's first
+segment must be one of the org's experiment ids, so no path reaches another organization.
+Writes stream: the body is staged chunk by chunk (hashed and counted) before any transaction
+opens, then published inside the transaction that records the audit event; the previous state
+is set aside until commit, so a failed audit write leaves storage as it was (DESIGN.md
+invariants 1 and 3). The MLflow views (tracking/mlflow_api/artifacts.py) adapt these.
+"""
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+from urllib.parse import unquote
+
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+from django.db import transaction
+
+from audit.actors import Actor
+from audit.services import audit_record
+from config.exceptions import ApplicationError
+from tracking.models import Experiment, LoggedModel, Run
+
+logger = logging.getLogger(__name__)
+
+STORAGE_ALIAS = "artifacts"
+# Staged uploads and set-aside old versions; org prefixes are numbers, so no path reaches it.
+SCRATCH = ".scratch"
+CHUNK_SIZE = 1024 * 1024
+MAX_PATH_LENGTH = 2048
+MAX_SEGMENT_BYTES = 255  # what common filesystems allow for one name
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\#]")  # control characters, backslash, fragment
+
+
+def artifact_storage() -> Storage:
+    return storages[STORAGE_ALIAS]
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """One entry of a listing; `path` is relative to the listed directory."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactLocation:
+    """A checked path inside an organization: "<experiment public id>/...", never empty."""
+
+    org: object
+    experiment: Experiment
+    path: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.org.pk}/{self.path}"
+
+
+def _invalid(path: str, reason: str) -> ApplicationError:
+    return ApplicationError(f"Invalid artifact path {path!r}: {reason}.", kind="invalid")
+
+
+def _missing(path: str) -> ApplicationError:
+    return ApplicationError(f"No such artifact: '{path}'", kind="not_found")
+
+
+def artifact_path_clean(raw: str | None) -> str:
+    """The client's path, checked: relative, "/"-separated, no dot segments, nothing encoded.
+
+    Empty means the root; one trailing slash is dropped (the client sends it for "the whole
+    directory"). Percent signs that decode to something are refused: the URL was decoded once
+    already, so what is left would be a second, smuggled layer. Empty segments are refused
+    too, since an encoded slash (%2f) arrives decoded and shows up as one.
+    """
+    path = raw or ""
+    if len(path) > MAX_PATH_LENGTH:
+        raise _invalid(path[:100] + "…", f"longer than {MAX_PATH_LENGTH} characters")
+    if unquote(path) != path:
+        raise _invalid(path, "percent-encoded characters are not allowed")
+    if _FORBIDDEN.search(path):
+        raise _invalid(path, "control characters, backslashes and '#' are not allowed")
+    if PurePosixPath(path).is_absolute() or PureWindowsPath(path).drive:
+        raise _invalid(path, "it must be relative")
+    segments = path.split("/")
+    if segments[-1] == "":
+        segments.pop()
+    if "" in segments:
+        raise _invalid(path, "empty segments ('//') are not allowed")
+    if any(segment in (".", "..") for segment in segments):
+        raise _invalid(path, "'.' and '..' segments are not allowed")
+    if any(len(segment.encode()) > MAX_SEGMENT_BYTES for segment in segments):
+        raise _invalid(path, f"a name is longer than {MAX_SEGMENT_BYTES} bytes")
+    return "/".join(segments)
+
+
+def _experiment_of(org, public_id: str) -> Experiment | None:
+    experiments = Experiment.objects.filter(org=org)
+    if public_id == "0":
+        return experiments.filter(is_default=True).first()
+    if public_id.isascii() and public_id.isdigit():
+        return experiments.filter(pk=int(public_id), is_default=False).first()
+    return None
+
+
+def artifact_locate(*, org, path: str) -> ArtifactLocation:
+    """Check `path` and place it in `org`; another organization's experiment is missing."""
+    path = artifact_path_clean(path)
+    if not path:
+        raise ApplicationError("An artifact path is required.", kind="invalid")
+    experiment = _experiment_of(org, path.split("/", 1)[0])
+    if experiment is None:
+        raise _missing(path)
+    return ArtifactLocation(org, experiment, path)
+
+
+def _local_path(storage: Storage, name: str) -> str | None:
+    try:
+        return storage.path(name)
+    except NotImplementedError:  # object storage: no filesystem path
+        return None
+
+
+def _kind(storage: Storage, name: str) -> str | None:
+    """"file", "dir" or None. Object stores have no directories, only common prefixes."""
+    local = _local_path(storage, name)
+    if local is not None:
+        return "dir" if os.path.isdir(local) else "file" if os.path.isfile(local) else None
+    if storage.exists(name):
+        return "file"
+    dirs, files = storage.listdir(name)
+    return "dir" if dirs or files else None
+
+
+def _listdir(storage: Storage, name: str) -> tuple[list[str], list[str]]:
+    try:
+        return storage.listdir(name)
+    except (FileNotFoundError, NotADirectoryError):  # MLflow lists neither as anything
+        return [], []
+
+
+def artifact_list(*, org, path: str) -> list[ArtifactFile]:
+    """The entries of a directory, sorted; a missing directory or a file lists as empty."""
+    path = artifact_path_clean(path)
+    name = artifact_locate(org=org, path=path).name if path else str(org.pk)
+    storage = artifact_storage()
+    dirs, files = _listdir(storage, name)
+    entries = [ArtifactFile(d, True) for d in dirs]
+    entries += [ArtifactFile(f, False, storage.size(f"{name}/{f}")) for f in files]
+    return sorted(entries, key=lambda entry: entry.path)
+
+
+def artifact_open(*, org, path: str) -> File:
+    """An open file for streaming out; a directory is refused, a missing file is 404."""
+    location = artifact_locate(org=org, path=path)
+    storage = artifact_storage()
+    kind = _kind(storage, location.name)
+    if kind == "dir":
+        raise _invalid(location.path, "it refers to a directory, not a file")
+    if kind is None:
+        raise _missing(location.path)
+    try:
+        return storage.open(location.name, "rb")
+    except FileNotFoundError:  # deleted since the check
+        raise _missing(location.path) from None
+
+
+def _walk_files(storage: Storage, name: str):
+    dirs, files = _listdir(storage, name)
+    for file in files:
+        yield f"{name}/{file}", storage.size(f"{name}/{file}")
+    for directory in dirs:
+        yield from _walk_files(storage, f"{name}/{directory}")
+
+
+class _Intake:
+    """The request body as a read-only stream of bounded chunks, hashed and counted.
+
+    `read()` never returns more than CHUNK_SIZE, whatever the caller asks, so no storage
+    backend can pull a whole upload into memory.
+    """
+
+    closed = False
+
+    def __init__(self, stream, length: int | None):
+        self.stream, self.length = stream, length
+        self.size, self._sha256 = 0, hashlib.sha256()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > CHUNK_SIZE:
+            size = CHUNK_SIZE
+        if self.length is not None:
+            size = min(size, self.length - self.size)
+        data = self.stream.read(size) if size > 0 else b""
+        self._sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # so storages do not try to rewind it
+        return False
+
+    def seek(self, *args):
+        raise io.UnsupportedOperation("the request body is read once")
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+
+def _save(storage: Storage, name: str, intake: _Intake, *, scratch: bool) -> None:
+    try:
+        saved = storage.save(name, File(intake, name=name.rsplit("/", 1)[-1]))
+    except BaseException:
+        if scratch:  # a partial staged file; an object store keeps no partial object
+            storage.delete(name)
+        raise
+    if saved != name:  # a backend configured not to overwrite picked another name
+        storage.delete(saved)
+        raise RuntimeError(f"The artifact storage saved {name!r} as {saved!r}; "
+                           "configure it to allow overwriting.")
+    if intake.length is not None and intake.size != intake.length:
+        storage.delete(name)
+        raise ApplicationError(f"The upload ended after {intake.size} of {intake.length} "
+                               "bytes.", kind="invalid")
+
+
+class _LocalChange:
+    """Put `staged` (or nothing, to delete) at `name` on the local filesystem with renames.
+
+    The old version is moved aside, not removed, until `finish()` after commit; `undo()`
+    restores it when the transaction fails, so storage and the audit trail never disagree.
+    """
+
+    def __init__(self, storage: Storage, name: str, staged: str | None = None):
+        self.storage, self.name, self.staged = storage, name, staged
+        self.path = name.split("/", 1)[1]  # as the client names it
+        self.aside: str | None = None
+        self.placed = False
+
+    def apply(self) -> None:
+        target = self.storage.path(self.name)
+        if self.staged is not None and os.path.isdir(target):
+            raise _invalid(self.path, "it is a directory")
+        if self.staged is None and not os.path.lexists(target):
+            raise _missing(self.path)  # deleted concurrently
+        if os.path.lexists(target):
+            os.makedirs(self.storage.path(SCRATCH), exist_ok=True)
+            aside = f"{SCRATCH}/{uuid.uuid4().hex}"
+            _set_aside(target, self.storage.path(aside), keep=self.staged is not None)
+            self.aside = aside
+        if self.staged is not None:
+            self._place(target)
+
+    def _place(self, target: str) -> None:
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise _invalid(self.path, "a parent of it is a file") from None
+        os.replace(self.storage.path(self.staged), target)
+        self.placed = True
+
+    def undo(self) -> None:
+        target = self.storage.path(self.name)
+        if self.placed:
+            os.replace(target, self.storage.path(self.staged))
+        if self.aside is not None:
+            os.replace(self.storage.path(self.aside), target)
+        if self.staged is not None:
+            self.storage.delete(self.staged)
+
+    def finish(self) -> None:
+        if self.aside is not None:
+            _remove_local(self.storage.path(self.aside))
+
+
+def _set_aside(path: str, aside: str, *, keep: bool) -> None:
+    """Move `path` to `aside`; with `keep`, hard-link where possible, so readers see the old
+    file until the new one replaces it in one rename."""
+    if keep:
+        with contextlib.suppress(OSError):  # no hard links on this filesystem: rename
+            os.link(path, aside)
+            return
+    os.replace(path, aside)
+
+
+def _remove_local(path: str) -> None:
+    try:  # the change is committed; a leftover in .scratch is only wasted space
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    except OSError:
+        logger.exception("could not remove %s", path)
+
+
+class _ObjectStoreChange:
+    """Object stores cannot rename. An upload was written in place (an object appears only
+    when complete), so undoing it deletes it; a delete happens inside the transaction, last."""
+
+    def __init__(self, storage: Storage, name: str, uploaded: bool):
+        self.storage, self.name, self.uploaded = storage, name, uploaded
+
+    def apply(self) -> None:
+        if not self.uploaded:
+            for file, _size in list(_walk_files(self.storage, self.name)):
+                self.storage.delete(file)
+            self.storage.delete(self.name)
+
+    def undo(self) -> None:
+        if self.uploaded:
+            self.storage.delete(self.name)
+
+    def finish(self) -> None:
+        pass
+
+
+def _change(storage: Storage, name: str, staged: str | None):
+    if _local_path(storage, "") is not None:
+        return _LocalChange(storage, name, staged)
+    return _ObjectStoreChange(storage, name, uploaded=staged is not None)
+
+
+def _commit(change, location: ArtifactLocation, actor: Actor, action: str, **state) -> None:
+    """Record the event and apply the change in one transaction; undo the change if either
+    fails, drop what was set aside once committed."""
+    try:
+        with transaction.atomic(durable=True):
+            audit_record(org=location.org, actor=actor, action=action,
+                         target=_audit_target(location), target_label=_label(location.path),
+                         **state)
+            change.apply()
+    except BaseException:
+        try:
+            change.undo()
+        except Exception:  # keep the original error; this one is only logged
+            logger.exception("could not undo an artifact change of %s", change.name)
+        raise
+    change.finish()
+
+
+def _audit_target(location: ArtifactLocation):
+    """The run or logged model the path belongs to, else its experiment."""
+    parts = location.path.split("/")
+    if len(parts) > 2 and parts[1] == "models":
+        model = LoggedModel.objects.filter(org=location.org, experiment=location.experiment,
+                                           model_id=parts[2]).first()
+        if model is not None:
+            return model
+    if len(parts) > 1:
+        run = Run.objects.filter(org=location.org, experiment=location.experiment,
+                                 run_uuid=parts[1]).first()
+        if run is not None:
+            return run
+    return location.experiment
+
+
+def _label(path: str) -> str:
+    return path if len(path) <= 300 else "…" + path[-299:]
+
+
+def artifact_upload(*, org, path: str, stream, length: int | None, actor: Actor) -> ArtifactFile:
+    """Store the body of `stream` at `path`, streaming; one `artifact.uploaded` event."""
+    location = artifact_locate(org=org, path=path)
+    if "/" not in location.path:
+        raise _invalid(location.path, "name a file inside an experiment's directory")
+    storage, intake = artifact_storage(), _Intake(stream, length)
+    local = _local_path(storage, "") is not None
+    # Stage before any transaction opens: a long upload must not hold the org's audit lock.
+    staged = f"{SCRATCH}/{uuid.uuid4().hex}" if local else location.name
+    _save(storage, staged, intake, scratch=local)
+    _commit(_change(storage, location.name, staged), location, actor, "artifact.uploaded",
+            after={"path": location.path, "size": intake.size, "sha256": intake.sha256})
+    return ArtifactFile(location.path, False, intake.size)
+
+
+def artifact_delete(*, org, path: str, actor: Actor) -> None:
+    """Delete a file or a whole directory; one `artifact.deleted` event."""
+    location = artifact_locate(org=org, path=path)
+    storage = artifact_storage()
+    kind = _kind(storage, location.name)
+    if kind is None:
+        raise _missing(location.path)
+    files = list(_walk_files(storage, location.name)) if kind == "dir" else \
+        [(location.name, storage.size(location.name))]
+    before = {"path": location.path, "is_dir": kind == "dir", "files": len(files),
+              "size": sum(size for _name, size in files)}
+    _commit(_change(storage, location.name, None), location, actor, "artifact.deleted",
+            before=before)
