@@ -13,3 +13,6 @@ from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Live-server threads must not keep connections open past a request: pytest-django drops the
+# test database at the end and waits for no one.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -5,6 +5,7 @@ from mlflow.utils import validation as mlflow_validation
 from tenancy.roles import Capability
 from tracking import search, selectors
 from tracking.mlflow_api import serialize
+from tracking.mlflow_api.errors import MlflowError
 from tracking.mlflow_api.request import MlflowRequest
 from tracking.mlflow_api.views import Context, rpc
 from tracking.models import LifecycleStage
@@ -26,9 +27,13 @@ def _tags(req: MlflowRequest) -> dict:
 def create(ctx: Context, req: MlflowRequest):
     name = req.str("name")
     mlflow_validation._validate_experiment_name(name)
-    experiment = services.experiment_create(
-        org=ctx.org, name=name, actor=ctx.actor(),
-        artifact_location=req.str("artifact_location", ""), tags=_tags(req))
+    if req.has("artifact_location"):
+        # Artifacts live in the organization's store behind the artifact proxy; a location
+        # elsewhere (s3://, file:) would bypass its access checks and the audit trail.
+        raise MlflowError("artifact_location is managed by the server and cannot be set; "
+                          "omit it.")
+    experiment = services.experiment_create(org=ctx.org, name=name, actor=ctx.actor(),
+                                            tags=_tags(req))
     return {"experiment_id": experiment.public_id}
 
 

@@ -33,14 +33,13 @@ def _ensure_unique(org, name: str, exclude_pk=None) -> None:
         raise ApplicationError(f"Experiment '{name}' already exists.", kind="already_exists")
 
 
-def _create(*, org, name, actor, artifact_location="", tags=None, is_default=False):
+def _create(*, org, name, actor, tags=None, is_default=False):
     now = now_ms()
     experiment = Experiment.objects.create(
-        org=org, name=name, is_default=is_default, creation_time=now, last_update_time=now,
-        artifact_location=artifact_location)
-    if not experiment.artifact_location:
-        experiment.artifact_location = f"mlflow-artifacts:/{experiment.public_id}"
-        experiment.save(update_fields=["artifact_location"])
+        org=org, name=name, is_default=is_default, creation_time=now, last_update_time=now)
+    # Its artifacts go through the proxy (tracking.artifacts); the id is known only now.
+    experiment.artifact_location = f"mlflow-artifacts:/{experiment.public_id}"
+    experiment.save(update_fields=["artifact_location"])
     tags = tags or {}
     ExperimentTag.objects.bulk_create(
         ExperimentTag(org=org, experiment=experiment, key=k, value=v) for k, v in tags.items())
@@ -50,12 +49,10 @@ def _create(*, org, name, actor, artifact_location="", tags=None, is_default=Fal
 
 
 @transaction.atomic(durable=True)
-def experiment_create(*, org, name: str, actor: Actor, artifact_location: str = "",
-                      tags: dict | None = None) -> Experiment:
+def experiment_create(*, org, name: str, actor: Actor, tags: dict | None = None) -> Experiment:
     _validate_name(name)
     _ensure_unique(org, name)
-    return _create(org=org, name=name, actor=actor, artifact_location=artifact_location,
-                   tags=tags)
+    return _create(org=org, name=name, actor=actor, tags=tags)
 
 
 def experiment_default(*, org) -> Experiment:
