@@ -9,7 +9,9 @@ of runs is then loaded with a few set queries, not one query per run.
 import base64
 import json
 
-from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
 
 from tracking.lookups import register_lookups
@@ -95,9 +97,25 @@ def _exists_kv(model, key: str, comparator: str, value) -> Q:
     return Q(Exists(rows.filter(_compare("value", comparator, value))))
 
 
+def _check_comparator(kind: str, key: str, comparator: str) -> None:
+    """MLflow's parser accepts any comparator token (`>>`, `<>`, `NOT LIKE`); its stores refuse
+    the ones invalid for the key's type, with these messages."""
+    from mlflow.exceptions import MlflowException
+
+    u = SearchUtils
+    try:
+        if not (u.is_metric(kind, comparator) or u.is_param(kind, comparator)
+                or u.is_tag(kind, comparator) or u.is_attribute(kind, key, comparator)
+                or u.is_dataset(kind, comparator)):
+            raise invalid(f"Invalid search expression type '{kind}'")
+    except MlflowException as exc:
+        raise invalid(exc.message) from None
+
+
 def _run_clause(clause: dict) -> Q:
     kind, key, comparator, value = (clause["type"], clause["key"], clause["comparator"],
                                     clause["value"])
+    _check_comparator(kind, key, comparator)
     if kind == "metric":
         return _exists_kv(LatestMetric, key, comparator, float(value))
     if kind == "parameter":
@@ -110,10 +128,14 @@ def _run_clause(clause: dict) -> Q:
             value = int(value)
         return _compare(field, comparator, value)
     if kind == "dataset":
-        field = "tags__mlflow.data.context" if key == "context" else f"dataset__{key}"
-        inputs = RunInput.objects.filter(run=OuterRef("pk")).filter(
-            _compare(field, comparator, value))
-        return Q(Exists(inputs))
+        inputs = RunInput.objects.filter(run=OuterRef("pk"))
+        if key == "context":
+            # As text: a lookup on the JSON key itself would read LIKE as a nested key.
+            context = Cast(KT("tags__mlflow.data.context"), output_field=TextField())
+            inputs, field = inputs.alias(_context=context), "_context"
+        else:
+            field = f"dataset__{key}"
+        return Q(Exists(inputs.filter(_compare(field, comparator, value))))
     raise invalid(f"Invalid search expression type '{kind}'")
 
 
@@ -231,17 +253,39 @@ def _experiment_clause(clause: dict) -> Q:
     kind, key, comparator, value = (clause["type"], clause["key"], clause["comparator"],
                                     clause["value"])
     if kind == "tag":
+        if comparator not in SearchExperimentsUtils.VALID_TAG_COMPARATORS:
+            raise invalid(f"Invalid comparator '{comparator}' not one of "
+                          f"'{SearchExperimentsUtils.VALID_TAG_COMPARATORS}'")
         tags = ExperimentTag.objects.filter(experiment=OuterRef("pk"), key=key)
         if comparator == "IS NULL":
             return ~Exists(tags)
         if comparator == "IS NOT NULL":
             return Q(Exists(tags))
         return Q(Exists(tags.filter(_compare("value", comparator, value))))
+    if key == "experiment_id":
+        return _experiment_id_clause(comparator, value)
+    allowed = ("=", "!=", "<", "<=", ">", ">=") if key in ("creation_time", "last_update_time") \
+        else ("=", "!=", "LIKE", "ILIKE")
+    if comparator not in allowed:
+        raise invalid(f"Invalid comparator '{comparator}' for experiment attribute '{key}': "
+                      f"one of {', '.join(allowed)}.")
     if key in ("creation_time", "last_update_time"):
         return _compare(key, comparator, int(value))
-    if key == "experiment_id":
-        return _compare("pk", comparator, value)
     return _compare(key, comparator, value)
+
+
+def _experiment_id_clause(comparator: str, value) -> Q:
+    """Public ids: "0" is the org's Default experiment, any other is the primary key."""
+    if comparator not in ("=", "!=", "IN", "NOT IN"):
+        raise invalid(f"Invalid comparator for experiment_id: {comparator}")
+    ids = value if isinstance(value, tuple | list) else (value,)
+    for experiment_id in ids:
+        if not str(experiment_id).isdigit():
+            raise invalid(f"Invalid experiment ID: '{experiment_id}'")
+    q = Q(pk__in=[int(i) for i in ids if str(i) != "0"], is_default=False)
+    if "0" in [str(i) for i in ids]:
+        q |= Q(is_default=True)
+    return ~q if comparator in ("!=", "NOT IN") else q
 
 
 def experiments(*, org, filter_string: str, view_type: str, max_results: int,

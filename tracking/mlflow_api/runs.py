@@ -73,13 +73,14 @@ def restore(ctx: Context, req: MlflowRequest):
 def _metric(raw: dict, path: str) -> dict:
     if not isinstance(raw, dict):
         raise MlflowError(f"Invalid value {raw!r} for parameter '{path}': expected an object.")
+    prefix = f"{path}." if path else ""  # log-metric's fields are top-level: 'value', not '.value'
     if "value" not in raw or raw["value"] is None:
-        raise MlflowError(f"Missing value for required parameter '{path}.value'.")
+        raise MlflowError(f"Missing value for required parameter '{prefix}value'.")
     if "timestamp" not in raw or raw["timestamp"] is None:
-        raise MlflowError(f"Missing value for required parameter '{path}.timestamp'.")
-    metric = {"key": raw.get("key"), "value": as_float(raw["value"], f"{path}.value"),
-              "timestamp": as_int(raw["timestamp"], f"{path}.timestamp"),
-              "step": as_int(raw.get("step") or 0, f"{path}.step")}
+        raise MlflowError(f"Missing value for required parameter '{prefix}timestamp'.")
+    metric = {"key": raw.get("key"), "value": as_float(raw["value"], f"{prefix}value"),
+              "timestamp": as_int(raw["timestamp"], f"{prefix}timestamp"),
+              "step": as_int(raw.get("step") or 0, f"{prefix}step")}
     mlflow_validation._validate_metric(metric["key"], metric["value"], metric["timestamp"],
                                        metric["step"], path=path)
     for extra in ("model_id", "dataset_name", "dataset_digest"):
