@@ -3,8 +3,10 @@ call these, so each change is validated once and audited once."""
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from audit.actors import Actor
 from audit.services import audit_chain_start, audit_record
@@ -37,8 +39,12 @@ def organization_create(*, slug: str, name: str, actor: Actor) -> Organization:
     org.full_clean()
     org.save()
     audit_chain_start(org=org)
-    audit_record(org=org, actor=actor, action="organization.created", target=org,
-                 after={"slug": org.slug, "name": org.name})
+    # What other apps set up for a new organization (e.g. its Default experiment), in this
+    # same transaction and under this one event; named in settings so tenancy imports none.
+    after = {"slug": org.slug, "name": org.name}
+    for initializer in settings.LEDGERFLOW_ORG_INITIALIZERS:
+        after.update(import_string(initializer)(org=org))
+    audit_record(org=org, actor=actor, action="organization.created", target=org, after=after)
     return org
 
 

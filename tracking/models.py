@@ -123,7 +123,8 @@ class Metric(TenantModel):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
     key = models.CharField(max_length=250)
-    value = models.FloatField()
+    value = models.FloatField()  # 0 when is_nan: SQLite cannot store a NaN (MLflow does the same)
+    is_nan = models.BooleanField(default=False)
     timestamp = models.BigIntegerField()
     step = models.BigIntegerField(default=0)
     model_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001  (absent != "")
@@ -133,7 +134,7 @@ class Metric(TenantModel):
     class Meta:
         constraints = [
             # Also the index that metric history reads walk: (run, key, step, timestamp).
-            models.UniqueConstraint(fields=["run", "key", "step", "timestamp", "value"],
+            models.UniqueConstraint(fields=["run", "key", "step", "timestamp", "value", "is_nan"],
                                     name="metric_point_unique"),
         ]
 
@@ -148,6 +149,7 @@ class LatestMetric(TenantModel):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics")
     key = models.CharField(max_length=250)
     value = models.FloatField()
+    is_nan = models.BooleanField(default=False)
     timestamp = models.BigIntegerField()
     step = models.BigIntegerField()
 

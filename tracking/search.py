@@ -94,6 +94,8 @@ def _exists_kv(model, key: str, comparator: str, value) -> Q:
         return ~Exists(rows)
     if comparator == "IS NOT NULL":
         return Q(Exists(rows))
+    if model is LatestMetric:
+        rows = rows.filter(is_nan=False)  # a NaN (stored as 0) compares with nothing
     return Q(Exists(rows.filter(_compare("value", comparator, value))))
 
 
@@ -207,9 +209,11 @@ def runs_serialized(org, page: list[Run]) -> list[dict]:
     ids = [run.pk for run in page]
     by_run: dict[int, dict] = {pk: {"metrics": [], "params": [], "tags": [], "datasets": [],
                                     "outputs": []} for pk in ids}
-    for run_id, key, value, timestamp, step in LatestMetric.objects.filter(run_id__in=ids) \
-            .values_list("run_id", "key", "value", "timestamp", "step"):
-        by_run[run_id]["metrics"].append(serialize.metric(key, value, timestamp, step))
+    for run_id, key, value, timestamp, step, is_nan in LatestMetric.objects.filter(
+            run_id__in=ids) \
+            .values_list("run_id", "key", "value", "timestamp", "step", "is_nan"):
+        by_run[run_id]["metrics"].append(serialize.metric(key, value, timestamp, step,
+                                                          is_nan=is_nan))
     for run_id, key, value in Param.objects.filter(run_id__in=ids) \
             .values_list("run_id", "key", "value"):
         by_run[run_id]["params"].append({"key": key, "value": value})
@@ -319,8 +323,8 @@ def metric_history(*, run: Run, key: str, max_results: int | None,
     """Points of one metric in (step, timestamp, value) order, which the unique index serves."""
     points = Metric.objects.filter(run=run, key=key).order_by("step", "timestamp", "value")
     offset = _decode_token(page_token)
-    rows = points.values_list("key", "value", "timestamp", "step", "model_id", "dataset_name",
-                              "dataset_digest")
+    rows = points.values_list("key", "value", "timestamp", "step", "is_nan", "model_id",
+                              "dataset_name", "dataset_digest")
     if max_results is None:
         page, token = list(rows[offset:]), ""
     else:
@@ -329,8 +333,8 @@ def metric_history(*, run: Run, key: str, max_results: int | None,
         token = _encode_token(offset + limit) if len(page) > limit else ""
         page = page[:limit]
     return [serialize.metric(k, v, t, s, {"model_id": m, "dataset_name": dn,
-                                          "dataset_digest": dd, "run_id": run.run_uuid})
-            for k, v, t, s, m, dn, dd in page], token
+                                          "dataset_digest": dd, "run_id": run.run_uuid}, n)
+            for k, v, t, s, n, m, dn, dd in page], token
 
 
 def metric_history_bulk_interval(*, runs: list[Run], key: str, start_step: int | None,
@@ -349,6 +353,6 @@ def metric_history_bulk_interval(*, runs: list[Run], key: str, start_step: int |
             stride = (len(steps) - 1) / (limit - 1) if limit > 1 else len(steps)
             steps = sorted({steps[round(i * stride)] for i in range(limit)})
         chosen = points.filter(step__in=steps).order_by("step", "timestamp")
-        result += [serialize.metric(key, v, t, s, {"run_id": run.run_uuid})
-                   for v, t, s in chosen.values_list("value", "timestamp", "step")]
+        result += [serialize.metric(key, v, t, s, {"run_id": run.run_uuid}, is_nan=n)
+                   for v, t, s, n in chosen.values_list("value", "timestamp", "step", "is_nan")]
     return result

@@ -124,6 +124,9 @@ LEDGERFLOW_SIGNING_KEY_AUTOCREATE = env_bool("LEDGERFLOW_SIGNING_KEY_AUTOCREATE"
 LEDGERFLOW_AUDIT_KEY_NAME = env_str("LEDGERFLOW_AUDIT_KEY_NAME", "ledgerflow-audit")
 LEDGERFLOW_AUDIT_ORIGIN = env_str("LEDGERFLOW_AUDIT_ORIGIN", "ledgerflow.local/audit")
 
+# Called by tenancy.services.organization_create, in its transaction, for each new org.
+LEDGERFLOW_ORG_INITIALIZERS = ["tracking.services.experiments.experiment_default_create"]
+
 # django-guid: the request id, accepted from a well-formed X-Request-ID or generated.
 DJANGO_GUID = {
     "GUID_HEADER_NAME": "X-Request-ID",

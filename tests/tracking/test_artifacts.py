@@ -307,8 +307,7 @@ def test_charlie_gets_404_for_everything_of_org_a(live_server, personas, run, ar
         assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert files_under(artifact_root) == before
     # Both organizations have a Default experiment "0": the same path names different files.
-    default_a = make_run(make_experiment(personas.org_a, "Default", default=True))
-    make_experiment(personas.org_b, "Default", default=True)
+    default_a = make_run(Experiment.objects.get(org=personas.org_a, is_default=True))
     put(base, personas.alice, rel(default_a, "a.txt"), b"A")
     denied = requests.get(f"{base}{PROXY}/{rel(default_a, 'a.txt')}", headers=headers, timeout=30)
     assert denied.status_code == 404

@@ -546,12 +546,7 @@ def test_metric_values_and_int64_fields_may_arrive_as_strings(w):
     assert sorted(p["value"] for p in history) == ["-Infinity", "Infinity"]
 
 
-def test_a_nan_metric_value_is_stored_and_answered_as_nan(w, request):
-    from django.db import IntegrityError, connection
-
-    if connection.vendor == "sqlite":  # see test_search_sql: NaN is NULL to SQLite
-        request.applymarker(pytest.mark.xfail(raises=IntegrityError, strict=True,
-                                              reason="NaN metric values on SQLite"))
+def test_a_nan_metric_value_is_stored_and_answered_as_nan(w):
     alice = bearer(w.personas.alice)
     body = {"run_id": w.run, "key": "nan", "value": "NaN", "timestamp": 1, "step": 0}
     assert send("POST", "runs/log-metric", body, **alice).status_code == 200

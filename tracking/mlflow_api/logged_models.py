@@ -24,10 +24,10 @@ def _pairs(items: list, name: str) -> dict:
 
 
 def _body(model: LoggedModel) -> dict:
-    metrics = [serialize.metric(k, v, t, s, {"run_id": r, "model_id": model.model_id})
-               for k, v, t, s, r in Metric.objects.filter(org_id=model.org_id,
+    metrics = [serialize.metric(k, v, t, s, {"run_id": r, "model_id": model.model_id}, is_nan=n)
+               for k, v, t, s, r, n in Metric.objects.filter(org_id=model.org_id,
                                                            model_id=model.model_id)
-               .values_list("key", "value", "timestamp", "step", "run__run_uuid")]
+               .values_list("key", "value", "timestamp", "step", "run__run_uuid", "is_nan")]
     return serialize.logged_model(model, model.experiment.public_id, metrics)
 
 

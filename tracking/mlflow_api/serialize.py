@@ -43,8 +43,9 @@ def run_info(run, experiment_public_id: str) -> dict:
     return info
 
 
-def metric(key, value, timestamp, step, extra: dict | None = None) -> dict:
-    out = {"key": key, "value": number(value), "timestamp": timestamp, "step": step}
+def metric(key, value, timestamp, step, extra: dict | None = None, is_nan: bool = False) -> dict:
+    out = {"key": key, "value": "NaN" if is_nan else number(value), "timestamp": timestamp,
+           "step": step}
     if extra:
         out.update({k: v for k, v in extra.items() if v})
     return out

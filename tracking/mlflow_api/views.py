@@ -123,6 +123,10 @@ def mlflow_endpoint(request, rpc_path: str):
         return error_response(MlflowError("; ".join(exc.messages)))
     except MlflowException as exc:  # raised by MLflow's own validators we call
         return error_response(MlflowError(exc.message, exc.error_code))
+    except Exception:  # the client expects JSON even then (and retries 5xx)
+        logger.exception("MLflow endpoint %s %s failed", request.method, request.path)
+        return error_response(MlflowError("Internal error; see the server log for the "
+                                          "request id.", "INTERNAL_ERROR"))
     if isinstance(result, HttpResponse):
         return result
     return json_response(result if result is not None else {})

@@ -43,6 +43,8 @@ def _create(*, org, name, actor, tags=None, is_default=False):
     tags = tags or {}
     ExperimentTag.objects.bulk_create(
         ExperimentTag(org=org, experiment=experiment, key=k, value=v) for k, v in tags.items())
+    if actor is None:
+        return experiment  # the caller's event covers it
     audit_record(org=org, actor=actor, action="experiment.created", target=experiment,
                  after={**_view(experiment), "id": experiment.public_id, "tags": tags})
     return experiment
@@ -55,8 +57,17 @@ def experiment_create(*, org, name: str, actor: Actor, tags: dict | None = None)
     return _create(org=org, name=name, actor=actor, tags=tags)
 
 
+def experiment_default_create(*, org) -> dict:
+    """Run inside organization_create's transaction (settings.LEDGERFLOW_ORG_INITIALIZERS),
+    whose one audit event records it: every organization starts with its Default experiment,
+    so reads never have to write."""
+    experiment = _create(org=org, name=DEFAULT_NAME, actor=None, is_default=True)
+    return {"default_experiment": {"id": experiment.public_id, "name": experiment.name}}
+
+
 def experiment_default(*, org) -> Experiment:
-    """The organization's Default experiment ("0" on the wire), made on first use."""
+    """The organization's Default experiment ("0" on the wire); made here only for an
+    organization older than the tracking app."""
     existing = Experiment.objects.filter(org=org, is_default=True).first()
     if existing is not None:
         return existing

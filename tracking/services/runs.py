@@ -142,8 +142,13 @@ def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[d
 
 
 def _insert_metrics(run: Run, metrics: list[dict]) -> None:
+    for m in metrics:  # NaN is stored as 0 with a flag, as MLflow does (SQLite has no NaN)
+        m["is_nan"] = m["value"] != m["value"]
+        if m["is_nan"]:
+            m["value"] = 0.0
     rows = [Metric(org_id=run.org_id, run_id=run.pk, key=m["key"], value=m["value"],
-                   timestamp=m["timestamp"], step=m["step"], model_id=m.get("model_id"),
+                   is_nan=m["is_nan"], timestamp=m["timestamp"], step=m["step"],
+                   model_id=m.get("model_id"),
                    dataset_name=m.get("dataset_name"), dataset_digest=m.get("dataset_digest"))
             for m in metrics]
     Metric.objects.bulk_create(rows, ignore_conflicts=True)
@@ -165,14 +170,16 @@ def _upsert_latest(run: Run, metrics: list[dict]) -> None:
     point is later by (step, timestamp, value), MLflow's order for "latest"."""
     newest = list(_newest_per_key(metrics).values())
     table = connection.ops.quote_name(LatestMetric._meta.db_table)
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(newest))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(newest))
     params: list = []
     for m in newest:
-        params += [run.org_id, run.pk, m["key"], m["value"], m["timestamp"], m["step"]]
+        params += [run.org_id, run.pk, m["key"], m["value"], m["is_nan"], m["timestamp"],
+                   m["step"]]
     # The table name is our model's and every value is a parameter.
     sql = (
-        f"INSERT INTO {table} (org_id, run_id, key, value, timestamp, step) VALUES {values} "  # noqa: S608
-        f"ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
+        f"INSERT INTO {table} (org_id, run_id, key, value, is_nan, timestamp, step) "  # noqa: S608
+        f"VALUES {values} "
+        f"ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, "
         f"timestamp = excluded.timestamp, step = excluded.step "
         f"WHERE (excluded.step, excluded.timestamp, excluded.value) > "
         f"({table}.step, {table}.timestamp, {table}.value)"
