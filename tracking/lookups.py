@@ -2,6 +2,14 @@
 
 from django.db.models import CharField, Lookup, TextField
 
+_GLOB_LITERAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
+
+
+def like_to_glob(pattern: str) -> str:
+    """SQLite's LIKE ignores case for ASCII (and the pragma that changes it would break
+    Django's own icontains), so a case-sensitive LIKE becomes GLOB there."""
+    return pattern.translate(_GLOB_LITERAL).replace("%", "*").replace("_", "?")
+
 
 class Like(Lookup):
     lookup_name = "like"
@@ -9,6 +17,9 @@ class Like(Lookup):
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
+        if connection.vendor == "sqlite":
+            rhs_params = [like_to_glob(p) if isinstance(p, str) else p for p in rhs_params]
+            return f"{lhs} GLOB {rhs}", [*lhs_params, *rhs_params]
         return f"{lhs} LIKE {rhs}", [*lhs_params, *rhs_params]
 
 

@@ -67,9 +67,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock upgrade) and the
     # timeout makes a second writer wait instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
-        # case_sensitive_like: MLflow's LIKE is case-sensitive (ILIKE is not), as on PostgreSQL.
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                        "PRAGMA case_sensitive_like=ON;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
