@@ -6,7 +6,7 @@ PORT ?= 8000
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-sqlite lint install bench-audit
+.PHONY: run test test-sqlite lint install bench-audit bench bench-quick
 .DEFAULT_GOAL := run
 
 $(CURDIR)/.tools/bin/uv:
@@ -33,3 +33,10 @@ lint: install
 
 bench-audit: install
 	.venv/bin/python scripts/with_services.py -- .venv/bin/python bench/audit_bench.py $(BENCH_ARGS)
+
+# Side by side with mlflow server (bench/harness.py); `make bench-quick` is the 5-minute version.
+bench: install
+	UV=$(UV) .venv/bin/python bench/harness.py $(BENCH_ARGS)
+
+bench-quick: install
+	UV=$(UV) .venv/bin/python bench/harness.py --quick $(BENCH_ARGS)
