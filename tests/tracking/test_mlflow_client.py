@@ -582,3 +582,5 @@ def test_sklearn_log_model_through_logged_models_and_artifact_puts(personas, mlf
     loaded = mlflow.sklearn.load_model(info.model_uri)
     assert list(loaded.predict(features)) == list(model.predict(features))
     assert client.get_run(run.info.run_id).info.status == RunStatus.to_string(RunStatus.FINISHED)
+    listed = {f.path for f in client.list_logged_model_artifacts(info.model_id)}
+    assert {"MLmodel", "model.pkl"} <= listed

@@ -225,6 +225,8 @@ RPCS: dict[tuple[str, str], Rpc] = {
         lambda w: {"model_id": w.model, "params": [{"key": "beta", "value": "2"}]},
         ids=("model_id",)),
     ("POST", "logged-models/search"): Rpc(lambda w: {"experiment_ids": [w.experiment]}),
+    ("GET", "logged-models/{model_id}/artifacts/directories"): Rpc(
+        lambda w: {"model_id": w.model}, ids=("model_id",)),
 }
 def registered_rpcs(capability: str | None = None) -> set[tuple[str, str]]:
     """(method, path) of every registered RPC, `{name}` for a path argument."""

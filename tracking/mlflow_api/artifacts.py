@@ -37,7 +37,7 @@ from tracking.mlflow_api.views import (
     json_response,
     rpc,
 )
-from tracking.selectors import run_get
+from tracking.selectors import logged_model_get, run_get
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +176,22 @@ def list_run_artifacts(ctx: Context, req: MlflowRequest) -> dict:
     if not run_id:
         raise missing("run_id")
     run = run_get(org=ctx.org, run_id=run_id)
-    relative = artifact_path_clean(req.str("path", ""))
-    root = _proxied_root(run.artifact_uri)
+    return _list_below(ctx, run.artifact_uri, req.str("path", ""))
+
+
+@rpc("GET", "logged-models/{model_id}/artifacts/directories")
+def list_logged_model_artifacts(ctx: Context, req: MlflowRequest) -> dict:
+    """ListLoggedModelArtifacts: paths relative to the logged model's artifact root."""
+    model = logged_model_get(org=ctx.org, model_id=req.str("model_id"))
+    return _list_below(ctx, model.artifact_uri, req.str("artifact_directory_path", ""))
+
+
+def _list_below(ctx: Context, root_uri: str, relative: str) -> dict:
+    relative = artifact_path_clean(relative)
+    root = _proxied_root(root_uri)
     entries = artifact_list(org=ctx.org, path=posixpath.join(root, relative) if relative else root)
     files = _files(entries, prefix=relative)
-    return {"root_uri": run.artifact_uri, **({"files": files} if files else {})}
+    return {"root_uri": root_uri, **({"files": files} if files else {})}
 
 
 def _proxied_root(uri: str) -> str:
