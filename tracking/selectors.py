@@ -28,7 +28,7 @@ def experiment_get_by_name(*, org, name: str) -> Experiment:
 
 
 def run_get(*, org, run_id: str, for_update: bool = False) -> Run:
-    runs = Run.objects.select_related("experiment")
+    runs = Run.objects.select_related("experiment", "org")
     if for_update:
         runs = runs.select_for_update(of=("self",))
     run = runs.filter(org=org, run_uuid=run_id).first()
