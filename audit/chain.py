@@ -27,13 +27,29 @@ HASHED_FIELDS = (
 )
 
 
+def canonical_event(fields: dict) -> bytes:
+    """The RFC 8785 canonical JSON of an event's hashed fields."""
+    return canonical.dumps({name: fields[name] for name in HASHED_FIELDS})
+
+
 def event_hash(prev_hash: str, fields: dict) -> str:
     """SHA-256 over the previous hash and the RFC 8785 canonical JSON of the event."""
-    payload = {name: fields[name] for name in HASHED_FIELDS}
-    digest = hashlib.sha256()
-    digest.update(bytes.fromhex(prev_hash))
-    digest.update(canonical.dumps(payload))
-    return digest.hexdigest()
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_event(fields)).hexdigest()
+
+
+_SEQ_SENTINEL = 8_888_888_888_888_887  # an integer no real sequence number reaches
+
+
+def canonical_around_seq(fields: dict) -> tuple[bytes, bytes]:
+    """The canonical JSON split around the digits of `seq`, for a writer that learns the
+    sequence number only once it holds the chain's lock (the database, on PostgreSQL).
+    Keys are sorted, so the top-level "seq" comes after any nested before/after objects:
+    its marker is the last occurrence."""
+    encoded = canonical_event({**fields, "seq": _SEQ_SENTINEL})
+    head, marker, tail = encoded.rpartition(b'"seq":' + str(_SEQ_SENTINEL).encode())
+    if not marker:
+        raise ValueError("no seq in the canonical event")
+    return head + b'"seq":', tail
 
 
 def timestamp(moment: datetime) -> str:

@@ -5,9 +5,10 @@ import json
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from audit.actors import Actor
-from audit.chain import event_hash, timestamp
+from audit.chain import canonical_around_seq, event_hash, timestamp
 from audit.export import export_lines
 from audit.keys import key_name, log_origin, public_key_pem, public_verifier_key, signing_key
 from audit.merkle import leaf_hash, root_from_leaf_hashes
@@ -38,13 +39,10 @@ def audit_record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record() must run inside the service's transaction")
-    # The row lock on the chain head serializes writers of one organization, so sequence
-    # numbers are gap-free and the chain cannot fork; other organizations are not blocked.
-    head = AuditChainHead.objects.select_for_update().get(org=org)
     now = timezone.now()
     fields = {
         "org": org.slug,
-        "seq": head.seq + 1,
+        "seq": None,  # known once the chain head is locked
         "created_at": timestamp(now),
         "actor_kind": actor.kind,
         "actor_label": actor.label,
@@ -57,39 +55,42 @@ def audit_record(
         "request_id": actor.request_id or "",
         "client_ip": actor.client_ip,
     }
-    digest = event_hash(head.hash, fields)
     event = AuditEvent(
         **{**fields, "org": org, "created_at": now},
         actor_user=actor.user if getattr(actor.user, "pk", None) else None,
         actor_token=actor.token,
-        prev_hash=head.hash,
-        hash=digest,
     )
-    head.seq, head.hash = fields["seq"], digest
-    _append(event, head)
+    # The row lock on the chain head serializes writers of one organization, so sequence
+    # numbers are gap-free and the chain cannot fork; other organizations are not blocked.
+    if connection.vendor == "postgresql":
+        _append_in_database(event, fields)
+    else:
+        _append(event, fields)
     return event
 
 
-def _append(event: AuditEvent, head: AuditChainHead) -> None:
-    """Insert the event and advance the head. On PostgreSQL both in one statement (a data-
-    modifying CTE): one round trip less on every audited write."""
-    if connection.vendor != "postgresql":
-        event.save(force_insert=True)
-        head.save(update_fields=["seq", "hash"])
-        return
-    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
-    placeholders = ", ".join(["%s"] * len(fields))
-    sql = (
-        f"WITH new_event AS (INSERT INTO {AuditEvent._meta.db_table} ({columns}) "  # noqa: S608
-        f"VALUES ({placeholders}) RETURNING id) "
-        f"UPDATE {AuditChainHead._meta.db_table} SET seq = %s, hash = %s WHERE org_id = %s "
-        f"RETURNING (SELECT id FROM new_event)"
-    )
+def _append(event: AuditEvent, fields: dict) -> None:
+    head = AuditChainHead.objects.select_for_update().get(org_id=event.org_id)
+    event.seq, event.prev_hash = head.seq + 1, head.hash
+    event.hash = event_hash(head.hash, {**fields, "seq": event.seq})
+    event.save(force_insert=True)
+    head.seq, head.hash = event.seq, event.hash
+    head.save(update_fields=["seq", "hash"])
+
+
+def _append_in_database(event: AuditEvent, fields: dict) -> None:
+    """One round trip (migration 0003): lock the head, number, hash, insert, advance."""
+    prefix, suffix = canonical_around_seq(fields)
+    values = [event.org_id, prefix, suffix, event.created_at, event.actor_kind,
+              event.actor_label, event.actor_user_id, event.actor_token_id, event.action,
+              event.target_type, event.target_id, event.target_label,
+              Jsonb(event.before) if event.before is not None else None,
+              Jsonb(event.after) if event.after is not None else None,
+              event.request_id, event.client_ip]
+    placeholders = ", ".join(["%s"] * len(values))  # only placeholders go into the SQL
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, head.seq, head.hash, head.org_id])
-        event.pk = cursor.fetchone()[0]
+        cursor.execute(f"SELECT * FROM ledgerflow_audit_append({placeholders})", values)  # noqa: S608
+        event.pk, event.seq, event.prev_hash, event.hash = cursor.fetchone()
     event._state.adding = False
 
 
