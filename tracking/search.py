@@ -72,6 +72,17 @@ def _max_results(value: int) -> int:
     return value
 
 
+def paginate(rows, *, page_token: str, max_results: int | None) -> tuple[list, str]:
+    """One page of an ordered queryset and the opaque token of the next (offset-based, as
+    MLflow's own stores do); `max_results=None` means everything from the token on."""
+    offset = _decode_token(page_token)
+    if max_results is None:
+        return list(rows[offset:]), ""
+    limit = _max_results(max_results)
+    page = list(rows[offset: offset + limit + 1])
+    return page[:limit], _encode_token(offset + limit) if len(page) > limit else ""
+
+
 def _stages(view_type: str) -> list[str]:
     if view_type not in VIEW_STAGES:
         raise invalid(f"Invalid view type '{view_type}'; one of {', '.join(VIEW_STAGES)}.")
@@ -196,12 +207,11 @@ def runs(*, org, experiment_ids: list[str], filter_string: str, view_type: str,
             experiments.append(experiment_get(org=org, experiment_id=experiment_id))
         except Exception:  # noqa: S112  an unknown id matches nothing, as in MLflow
             continue
-    offset, limit = _decode_token(page_token), _max_results(max_results)
     queryset = runs_queryset(org=org, experiments=experiments, filter_string=filter_string,
                              view_type=view_type, order_by=order_by)
-    page = list(queryset.select_related("experiment")[offset: offset + limit + 1])
-    token = _encode_token(offset + limit) if len(page) > limit else ""
-    return runs_serialized(org, page[:limit]), token
+    page, token = paginate(queryset.select_related("experiment"), page_token=page_token,
+                           max_results=max_results)
+    return runs_serialized(org, page), token
 
 
 def runs_serialized(org, page: list[Run]) -> list[dict]:
@@ -309,11 +319,8 @@ def experiments(*, org, filter_string: str, view_type: str, max_results: int,
         field = "pk" if key == "experiment_id" else key
         ordering.append(F(field).asc() if ascending else F(field).desc())
     ordering += [F("creation_time").desc(), F("pk").desc()]
-    offset, limit = _decode_token(page_token), _max_results(max_results)
-    page = list(queryset.order_by(*ordering).prefetch_related("tags")
-                [offset: offset + limit + 1])
-    token = _encode_token(offset + limit) if len(page) > limit else ""
-    return page[:limit], token
+    return paginate(queryset.order_by(*ordering).prefetch_related("tags"),
+                    page_token=page_token, max_results=max_results)
 
 
 # --- metric history -------------------------------------------------------------------------
@@ -322,16 +329,9 @@ def metric_history(*, run: Run, key: str, max_results: int | None,
                    page_token: str) -> tuple[list[dict], str]:
     """Points of one metric in (step, timestamp, value) order, which the unique index serves."""
     points = Metric.objects.filter(run=run, key=key).order_by("step", "timestamp", "value")
-    offset = _decode_token(page_token)
     rows = points.values_list("key", "value", "timestamp", "step", "is_nan", "model_id",
                               "dataset_name", "dataset_digest")
-    if max_results is None:
-        page, token = list(rows[offset:]), ""
-    else:
-        limit = _max_results(max_results)
-        page = list(rows[offset: offset + limit + 1])
-        token = _encode_token(offset + limit) if len(page) > limit else ""
-        page = page[:limit]
+    page, token = paginate(rows, page_token=page_token, max_results=max_results)
     return [serialize.metric(k, v, t, s, {"model_id": m, "dataset_name": dn,
                                           "dataset_digest": dd, "run_id": run.run_uuid}, n)
             for k, v, t, s, n, m, dn, dd in page], token

@@ -57,10 +57,7 @@ def search_experiments(ctx: Context, req: MlflowRequest):
         org=ctx.org, filter_string=req.str("filter", ""),
         view_type=req.str("view_type", "ACTIVE_ONLY"), max_results=req.int("max_results", 1000),
         order_by=req.list("order_by", []), page_token=req.str("page_token", ""))
-    body = {"experiments": [serialize.experiment(e) for e in page]}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return serialize.page("experiments", [serialize.experiment(e) for e in page], token)
 
 
 @rpc("POST", "experiments/update", WRITE)
@@ -72,20 +69,20 @@ def update(ctx: Context, req: MlflowRequest):
     return {}
 
 
+def _set_stage(ctx: Context, req: MlflowRequest, stage: str) -> dict:
+    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
+    services.experiment_set_lifecycle(experiment=experiment, stage=stage, actor=ctx.actor())
+    return {}
+
+
 @rpc("POST", "experiments/delete", WRITE)
 def delete(ctx: Context, req: MlflowRequest):
-    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
-    services.experiment_set_lifecycle(experiment=experiment, stage=LifecycleStage.DELETED,
-                                      actor=ctx.actor())
-    return {}
+    return _set_stage(ctx, req, LifecycleStage.DELETED)
 
 
 @rpc("POST", "experiments/restore", WRITE)
 def restore(ctx: Context, req: MlflowRequest):
-    experiment = selectors.experiment_get(org=ctx.org, experiment_id=req.str("experiment_id"))
-    services.experiment_set_lifecycle(experiment=experiment, stage=LifecycleStage.ACTIVE,
-                                      actor=ctx.actor())
-    return {}
+    return _set_stage(ctx, req, LifecycleStage.ACTIVE)
 
 
 @rpc("POST", "experiments/set-experiment-tag", WRITE)

@@ -96,14 +96,11 @@ def search_models(ctx: Context, req: MlflowRequest):
     models = LoggedModel.objects.filter(org=ctx.org, experiment__in=experiments,
                                         lifecycle_stage=LifecycleStage.ACTIVE)
     models = models.filter(_model_filter(req.str("filter", "")))
-    offset = search._decode_token(req.str("page_token", ""))
-    limit = search._max_results(req.int("max_results", 100))
-    page = list(models.select_related("experiment", "source_run")
-                .order_by("-creation_timestamp", "model_id")[offset: offset + limit + 1])
-    body = {"models": [_body(m) for m in page[:limit]]}
-    if len(page) > limit:
-        body["next_page_token"] = search._encode_token(offset + limit)
-    return body
+    page, token = search.paginate(
+        models.select_related("experiment", "source_run").order_by("-creation_timestamp",
+                                                                   "model_id"),
+        page_token=req.str("page_token", ""), max_results=req.int("max_results", 100))
+    return serialize.page("models", [_body(m) for m in page], token)
 
 
 ATTRIBUTES = {"name": "name", "model_id": "model_id", "status": "status",

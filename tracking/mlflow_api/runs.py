@@ -172,10 +172,7 @@ def search_runs(ctx: Context, req: MlflowRequest):
         filter_string=req.str("filter", ""), view_type=req.str("run_view_type", "ACTIVE_ONLY"),
         max_results=req.int("max_results", 1000), order_by=req.list("order_by", []),
         page_token=req.str("page_token", ""))
-    body = {"runs": runs}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return serialize.page("runs", runs, token)
 
 
 @rpc("GET", "metrics/get-history")
@@ -184,10 +181,7 @@ def get_history(ctx: Context, req: MlflowRequest):
     points, token = search.metric_history(run=run, key=req.str("metric_key"),
                                           max_results=req.int("max_results", None),
                                           page_token=req.str("page_token", ""))
-    body = {"metrics": points}
-    if token:
-        body["next_page_token"] = token
-    return body
+    return serialize.page("metrics", points, token)
 
 
 @rpc("GET", "metrics/get-history-bulk-interval")

@@ -12,6 +12,14 @@ def number(value: float):
     return value
 
 
+def page(name: str, items: list, next_page_token: str) -> dict:
+    """A page of results; protobuf JSON leaves the token out when there is no next page."""
+    body = {name: items}
+    if next_page_token:
+        body["next_page_token"] = next_page_token
+    return body
+
+
 def experiment(exp, tags=None) -> dict:
     tags = exp.tags.all() if tags is None else tags
     return {
