@@ -5,7 +5,8 @@ from config.paths import DATA_DIR
 
 _SPOOL = DATA_DIR / "broker"
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+# "localhost" only to spare kombu a warning; the filesystem transport has no host.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{DATA_DIR / 'results'}")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Producer and consumer share one spool folder; the worker moves handled messages aside.
