@@ -4,6 +4,7 @@ alice owns organization A, bob is a read-only viewer in A, charlie owns organiza
 Each has a read-write token; `api(persona)` is a DRF client authenticated as them.
 """
 
+import importlib
 from dataclasses import dataclass
 
 import pytest
@@ -18,15 +19,36 @@ from tenancy.services import membership_add, organization_create, token_create
 SETUP = Actor.command("test-setup")
 
 
-# The audit tables refuse TRUNCATE, which is how pytest-django empties the database after a
-# transactional test. Its flush runs with triggers off (session_replication_role = replica,
-# set just before), and every test starts with them on again.
+# The audit tables refuse TRUNCATE and DELETE, which is how pytest-django empties the database
+# after a transactional test (live_server implies one). Its flush runs with the triggers off:
+# on PostgreSQL session_replication_role = replica, set just before (every test starts with it
+# back to DEFAULT); SQLite cannot switch triggers off for a session, so they are dropped just
+# before the flush and created again right after it.
+_APPEND_ONLY = importlib.import_module("audit.migrations.0002_append_only")
+
+
 @pytest.fixture
-def transactional_db(transactional_db, django_db_blocker):
+def _sqlite_audit_triggers_restored(django_db_blocker):
+    yield  # set up before pytest-django's transactional_db, so this runs after its flush
+    if connection.vendor != "sqlite":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        present = {row[0] for row in cursor.fetchall()}
+        for statement in _APPEND_ONLY.SQLITE_FORWARD:
+            if statement.split()[2] not in present:
+                cursor.execute(statement)
+
+
+@pytest.fixture
+def transactional_db(_sqlite_audit_triggers_restored, transactional_db, django_db_blocker):
     yield transactional_db
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET session_replication_role = replica")
+        elif connection.vendor == "sqlite":
+            for name in sorted(_APPEND_ONLY.SQLITE_TRIGGERS):
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
 @pytest.fixture(autouse=True)

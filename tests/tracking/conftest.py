@@ -6,14 +6,12 @@ on every request, so the latest `mlflow_as` call decides who every client in the
 """
 
 import contextlib
-import importlib
 import os
 import socket
 import threading
 import time
 
 import pytest
-from django.db import connection
 
 CLIENT_ENV = {
     # Fail fast: the client retries 5xx with back-off by default, which would hide a server
@@ -24,40 +22,6 @@ CLIENT_ENV = {
 # Variables the mlflow client writes into os.environ itself (set_experiment, start_run, ...).
 CLIENT_WRITTEN_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_ACTIVE_MODEL_ID",
                       "_MLFLOW_ACTIVE_MODEL_ID")
-
-
-# pytest-django empties the database after a transactional test (live_server implies one) with
-# DELETEs, which SQLite's append-only audit triggers refuse. SQLite cannot switch triggers off
-# for a session as PostgreSQL can (tests/conftest.py), so they are dropped just before that
-# flush and created again right after it, before any other test runs.
-_APPEND_ONLY = importlib.import_module("audit.migrations.0002_append_only")
-
-
-def _trigger_name(statement: str) -> str:
-    return statement.split()[2]
-
-
-@pytest.fixture
-def _sqlite_audit_triggers_restored(django_db_blocker):
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        present = {row[0] for row in cursor.fetchall()}
-        for statement in _APPEND_ONLY.SQLITE_FORWARD:
-            if _trigger_name(statement) not in present:
-                cursor.execute(statement)
-
-
-@pytest.fixture
-def transactional_db(_sqlite_audit_triggers_restored, transactional_db, django_db_blocker):
-    # Set up before the parent, so torn down after its flush (fixtures unwind in reverse).
-    yield transactional_db
-    if connection.vendor == "sqlite":
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
-            for name in sorted(_APPEND_ONLY.SQLITE_TRIGGERS):
-                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
 def _reset_mlflow_state() -> None:
