@@ -9,6 +9,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -77,7 +78,12 @@ def _token_lookup(raw: str) -> ApiToken:
     if parsed is None:
         raise AuthenticationError("Malformed token: Ledgerflow tokens look like 'lfw_…' or 'lfr_…'.")
     _kind, lookup = parsed
-    token = ApiToken.objects.select_related("org", "user").filter(lookup=lookup).first()
+    # One query per request: the token, its org and user, and the user's membership there.
+    memberships = Membership.objects.filter(org=OuterRef("org"), user=OuterRef("user"))
+    token = ApiToken.objects.select_related("org", "user").annotate(
+        membership_id=Subquery(memberships.values("pk")[:1]),
+        membership_role=Subquery(memberships.values("role")[:1]),
+    ).filter(lookup=lookup).first()
     # Compare even when nothing was found, so timing does not reveal which lookups exist.
     if not token_matches(raw, token.secret_hash if token else "0" * 64) or token is None:
         raise AuthenticationError("Invalid token.")
@@ -96,12 +102,13 @@ def authenticate_token_header(header: str, workspace: str | None = None):
         raise AuthenticationError(f"This token expired at {token.expires_at.isoformat()}.")
     if not token.user.is_active:
         raise AuthenticationError("This token's user is deactivated.")
-    membership = Membership.objects.filter(org=token.org, user=token.user).first()
-    if membership is None:
+    if token.membership_id is None:
         raise AuthenticationError("This token's user is no longer a member of its organization.")
     if workspace and workspace != token.org.slug:
         raise WorkspaceNotFound(f"Workspace '{workspace}' not found.")
-    membership.org = token.org  # spare a query for membership.org
+    membership = Membership(pk=token.membership_id, org=token.org, user=token.user,
+                            role=token.membership_role)
+    membership._state.adding = False  # the row exists; it was just read
     return token.user, Access(org=token.org, membership=membership, token=token)
 
 
