@@ -27,23 +27,10 @@ def experiment_get_by_name(*, org, name: str) -> Experiment:
     return experiment
 
 
-def run_get(*, org, run_id: str, for_update: bool = False) -> Run:
-    runs = Run.objects.select_related("experiment", "org")
-    if for_update:
-        runs = runs.select_for_update(of=("self",))
-    run = runs.filter(org=org, run_uuid=run_id).first()
+def run_get(*, org, run_id: str) -> Run:
+    run = Run.objects.select_related("experiment", "org").filter(org=org, run_uuid=run_id).first()
     if run is None:
         raise not_found(f"Run with id={run_id} not found")
-    return run
-
-
-def run_get_active(*, org, run_id: str, for_update: bool = False) -> Run:
-    from tracking.services.common import invalid
-
-    run = run_get(org=org, run_id=run_id, for_update=for_update)
-    if run.lifecycle_stage != LifecycleStage.ACTIVE:
-        raise invalid(f"The run {run_id} must be in the 'active' state. Current state is "
-                      f"{run.lifecycle_stage}.")
     return run
 
 

@@ -15,11 +15,9 @@ WRITE = Capability.WRITE
 
 
 def _tags(req: MlflowRequest) -> dict:
-    tags = {}
-    for tag in req.list("tags", []):
-        key, value = tag.get("key"), tag.get("value", "")
+    tags = dict(req.key_values("tags"))
+    for key, value in tags.items():
         mlflow_validation._validate_experiment_tag(key, value)
-        tags[key] = value
     return tags
 
 

@@ -14,15 +14,6 @@ from tracking.services import logged_models as services
 WRITE = Capability.WRITE
 
 
-def _pairs(items: list, name: str) -> dict:
-    pairs = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise MlflowError(f"Missing value for required parameter '{name}[{index}].key'.")
-        pairs[item["key"]] = str(item.get("value", ""))
-    return pairs
-
-
 def _body(model: LoggedModel) -> dict:
     metrics = [serialize.metric(k, v, t, s, {"run_id": r, "model_id": model.model_id}, is_nan=n)
                for k, v, t, s, r, n in Metric.objects.filter(org_id=model.org_id,
@@ -40,8 +31,7 @@ def create(ctx: Context, req: MlflowRequest):
     model = services.logged_model_create(
         experiment=experiment, actor=ctx.actor(), name=req.str("name", ""),
         model_type=req.str("model_type", ""), source_run=run,
-        params=_pairs(req.list("params", []), "params"),
-        tags=_pairs(req.list("tags", []), "tags"))
+        params=dict(req.key_values("params")), tags=dict(req.key_values("tags")))
     return {"model": _body(model)}
 
 
@@ -69,7 +59,7 @@ def delete(ctx: Context, req: MlflowRequest):
 def set_tags(ctx: Context, req: MlflowRequest):
     model = selectors.logged_model_get(org=ctx.org, model_id=req.str("model_id"))
     services.logged_model_update_dict(model=model, field="tags", actor=ctx.actor(),
-                                      set_items=_pairs(req.list("tags", []), "tags"))
+                                      set_items=dict(req.key_values("tags")))
     return {}
 
 
@@ -85,7 +75,7 @@ def delete_tag(ctx: Context, req: MlflowRequest):
 def log_params(ctx: Context, req: MlflowRequest):
     model = selectors.logged_model_get(org=ctx.org, model_id=req.str("model_id"))
     services.logged_model_update_dict(model=model, field="params", actor=ctx.actor(),
-                                      set_items=_pairs(req.list("params", []), "params"))
+                                      set_items=dict(req.key_values("params")))
     return {}
 
 

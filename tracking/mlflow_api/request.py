@@ -78,6 +78,16 @@ class MlflowRequest:
             return value.lower() == "true"
         raise MlflowError(f"Invalid value {value!r} for parameter '{name}': expected a boolean.")
 
+    def key_values(self, name: str) -> list[tuple[str, str]]:
+        """An optional list of `{"key": ..., "value": ...}` (params, tags), values as text."""
+        pairs = []
+        for index, item in enumerate(self.list(name, [])):
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+                raise MlflowError(f"Missing value for required parameter '{name}[{index}].key'.")
+            value = item.get("value", "")
+            pairs.append((item["key"], value if isinstance(value, str) else str(value)))
+        return pairs
+
     def list(self, name: str, default=_MISSING) -> list:
         value = self.data.get(name)
         if value is None:

@@ -27,7 +27,7 @@ def _run_response(ctx: Context, run) -> dict:
 def create(ctx: Context, req: MlflowRequest):
     experiment = selectors.experiment_get(org=ctx.org,
                                           experiment_id=req.str("experiment_id", "0"))
-    tags = _kv_list(req.list("tags", []), "tags")
+    tags = req.key_values("tags")
     mlflow_validation._validate_batch_log_data([], [], [_KV(*t) for t in tags])
     run = services.run_create(
         experiment=experiment, actor=ctx.actor(), run_name=req.str("run_name", ""),
@@ -89,18 +89,6 @@ def _metric(raw: dict, path: str) -> dict:
     return metric
 
 
-def _kv_list(items: list, name: str) -> list[tuple[str, str]]:
-    pairs = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise MlflowError(f"Missing value for required parameter '{name}[{index}].key'.")
-        value = item.get("value", "")
-        if not isinstance(value, str):
-            value = str(value)
-        pairs.append((item["key"], value))
-    return pairs
-
-
 def _log(ctx: Context, req: MlflowRequest, metrics: list, params: list, tags: list):
     mlflow_validation._validate_batch_log_limits(metrics, params, tags)
     checked_params = mlflow_validation._validate_batch_log_data(
@@ -117,7 +105,7 @@ def _log(ctx: Context, req: MlflowRequest, metrics: list, params: list, tags: li
 @rpc("POST", "runs/log-batch", WRITE)
 def log_batch(ctx: Context, req: MlflowRequest):
     raw_metrics = req.list("metrics", [])
-    params, tags = _kv_list(req.list("params", []), "params"), _kv_list(req.list("tags", []), "tags")
+    params, tags = req.key_values("params"), req.key_values("tags")
     mlflow_validation._validate_batch_log_limits(raw_metrics, params, tags)
     metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics)]
     return _log(ctx, req, metrics, params, tags)
