@@ -6,6 +6,7 @@ from audit.actors import Actor
 from audit.services import audit_record
 from tracking.models import Dataset, LoggedModel, Run, RunInput, RunOutput
 from tracking.services.common import invalid, not_found
+from tracking.services.runs import run_locked
 
 DATASET_LIMITS = {"name": 500, "digest": 64, "source_type": 36}
 
@@ -40,7 +41,7 @@ def _input_tags(raw: dict, index: int) -> dict:
 
 @transaction.atomic(durable=True)
 def run_log_inputs(*, run: Run, actor: Actor, datasets: list, models: list) -> None:
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = run_locked(run)
     if run.lifecycle_stage != "active":
         raise invalid(f"The run {run.run_uuid} must be in the 'active' state.")
     logged = []
@@ -60,7 +61,7 @@ def run_log_inputs(*, run: Run, actor: Actor, datasets: list, models: list) -> N
 
 @transaction.atomic(durable=True)
 def run_log_outputs(*, run: Run, actor: Actor, models: list) -> None:
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = run_locked(run)
     outputs = []
     for index, raw in enumerate(models):
         model_id = raw.get("model_id") if isinstance(raw, dict) else None

@@ -63,10 +63,16 @@ def run_create(*, experiment: Experiment, actor: Actor, run_name: str = "", user
     return run
 
 
+def run_locked(run: Run) -> Run:
+    """The run read again under its row lock, with what its audit event needs (org, experiment)."""
+    return Run.objects.select_related("org", "experiment").select_for_update(of=("self",)) \
+        .get(pk=run.pk)
+
+
 @transaction.atomic(durable=True)
 def run_update(*, run: Run, actor: Actor, status: str | None = None,
                end_time: int | None = None, run_name: str | None = None) -> Run:
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = run_locked(run)
     _require_active(run)
     if status is not None and status not in RunStatus.values:
         raise invalid(f"Invalid run status '{status}'; one of {', '.join(RunStatus.values)}.")
@@ -88,7 +94,7 @@ def run_update(*, run: Run, actor: Actor, status: str | None = None,
 
 @transaction.atomic(durable=True)
 def run_set_lifecycle(*, run: Run, stage: str, actor: Actor) -> Run:
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = run_locked(run)
     if stage == LifecycleStage.ACTIVE and run.lifecycle_stage == LifecycleStage.ACTIVE:
         raise invalid(f"The run {run.run_uuid} must be in the 'deleted' state. Current state "
                       "is active.")
@@ -243,7 +249,7 @@ def _upsert_tags(run: Run, tags: list[dict]) -> None:
 
 @transaction.atomic(durable=True)
 def run_delete_tag(*, run: Run, key: str, actor: Actor) -> None:
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = run_locked(run)
     _require_active(run)
     tag = RunTag.objects.filter(run=run, key=key).first()
     if tag is None:
