@@ -144,7 +144,7 @@ def live_worker(worker_env):
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
-         "--concurrency", "1", "--queues", "default", "--hostname", "test@%h"],
+         "--concurrency", "1", "--queues", "default,packaging", "--hostname", "test@%h"],
         cwd=root, env=worker_env, start_new_session=True,
     )
     yield proc

@@ -17,9 +17,10 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 from django.core.files import File
 from django.core.files.storage import Storage, storages
@@ -43,6 +44,18 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\#]")  # control characters, backslash,
 
 def artifact_storage() -> Storage:
     return storages[STORAGE_ALIAS]
+
+
+# Read-only trees other apps serve through the artifact proxy, by first path segment (never a
+# number, so never an experiment id): segment -> resolver(org, rest) -> (storage, name).
+# models_registry mounts "registry" for model packages.
+READ_ONLY_MOUNTS: dict[str, Callable[[object, str], tuple[Storage, str]]] = {}
+
+
+def _mounted(org, path: str) -> tuple[Storage, str] | None:
+    head, _, rest = path.partition("/")
+    resolver = READ_ONLY_MOUNTS.get(head)
+    return resolver(org, rest) if resolver is not None else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,21 @@ def artifact_path_clean(raw: str | None) -> str:
     return "/".join(segments)
 
 
+PROXY_ROOT = "/mlflow-artifacts/artifacts/"
+
+
+def artifact_path_of_uri(uri: str) -> str:
+    """The org-relative path of an artifact URI this server stores (`mlflow-artifacts:/...` or
+    this server's http(s) proxy URL); anything else is refused."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "mlflow-artifacts":
+        return parsed.path.lstrip("/")
+    if parsed.scheme in ("http", "https") and PROXY_ROOT in parsed.path:
+        return parsed.path.split(PROXY_ROOT, 1)[1]
+    raise ApplicationError(f"The artifacts at '{uri}' are not stored by this server.",
+                           kind="invalid")
+
+
 def _experiment_of(org, public_id: str) -> Experiment | None:
     experiments = Experiment.objects.filter(org=org)
     if public_id == "0":
@@ -152,8 +180,12 @@ def _listdir(storage: Storage, name: str) -> tuple[list[str], list[str]]:
 def artifact_list(*, org, path: str) -> list[ArtifactFile]:
     """The entries of a directory, sorted; a missing directory or a file lists as empty."""
     path = artifact_path_clean(path)
-    name = artifact_locate(org=org, path=path).name if path else str(org.pk)
-    storage = artifact_storage()
+    mounted = _mounted(org, path) if path else None
+    if mounted is not None:
+        storage, name = mounted
+    else:
+        name = artifact_locate(org=org, path=path).name if path else str(org.pk)
+        storage = artifact_storage()
     dirs, files = _listdir(storage, name)
     entries = [ArtifactFile(d, True) for d in dirs]
     entries += [ArtifactFile(f, False, storage.size(f"{name}/{f}")) for f in files]
@@ -162,17 +194,21 @@ def artifact_list(*, org, path: str) -> list[ArtifactFile]:
 
 def artifact_open(*, org, path: str) -> File:
     """An open file for streaming out; a directory is refused, a missing file is 404."""
-    location = artifact_locate(org=org, path=path)
-    storage = artifact_storage()
-    kind = _kind(storage, location.name)
+    path = artifact_path_clean(path)
+    mounted = _mounted(org, path)
+    if mounted is not None:
+        storage, name = mounted
+    else:
+        storage, name = artifact_storage(), artifact_locate(org=org, path=path).name
+    kind = _kind(storage, name)
     if kind == "dir":
-        raise _invalid(location.path, "it refers to a directory, not a file")
+        raise _invalid(path, "it refers to a directory, not a file")
     if kind is None:
-        raise _missing(location.path)
+        raise _missing(path)
     try:
-        return storage.open(location.name, "rb")
+        return storage.open(name, "rb")
     except FileNotFoundError:  # deleted since the check
-        raise _missing(location.path) from None
+        raise _missing(path) from None
 
 
 def _walk_files(storage: Storage, name: str):

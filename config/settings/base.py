@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from config.env import env_bool, env_db, env_list, env_secret, env_str
+from config.env import env_bool, env_db, env_int, env_list, env_secret, env_str
 from config.paths import BASE_DIR, DATA_DIR
 
 SECRET_KEY = env_secret("SECRET_KEY")
@@ -111,6 +111,22 @@ STORAGES["artifacts"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(LEDGERFLOW_ARTIFACT_ROOT), "allow_overwrite": True},
 }
+# Model packages (models_registry/packaging.py): immutable copies of registered versions.
+LEDGERFLOW_REGISTRY_ROOT = Path(env_str("LEDGERFLOW_REGISTRY_ROOT", str(DATA_DIR / "registry")))
+STORAGES["registry"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(LEDGERFLOW_REGISTRY_ROOT)},
+}
+# Packaging: how long one attempt may hold a version before the sweeper hands it on, and how
+# long verifying a model (loading it, scoring its input example) may take.
+LEDGERFLOW_PACKAGING_LEASE_SECONDS = env_int("LEDGERFLOW_PACKAGING_LEASE_SECONDS", 900)
+LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT = env_int("LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT", 300)
+# Scoring: models kept loaded per process (least recently used goes first), and where
+# packages are unpacked for loading.
+LEDGERFLOW_SCORING_CACHE_SIZE = env_int("LEDGERFLOW_SCORING_CACHE_SIZE", 4)
+LEDGERFLOW_MODEL_CACHE_DIR = Path(env_str("LEDGERFLOW_MODEL_CACHE_DIR", str(DATA_DIR / "model-cache")))
+LEDGERFLOW_SCORING_MAX_ROWS = env_int("LEDGERFLOW_SCORING_MAX_ROWS", 10000)
+
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).
 LEDGERFLOW_TOKEN_HMAC_KEY = env_secret("LEDGERFLOW_TOKEN_HMAC_KEY", SECRET_KEY)
@@ -124,6 +140,8 @@ LEDGERFLOW_AUDIT_ORIGIN = env_str("LEDGERFLOW_AUDIT_ORIGIN", "ledgerflow.local/a
 
 # Called by tenancy.services.organization_create, in its transaction, for each new org.
 LEDGERFLOW_ORG_INITIALIZERS = ["tracking.services.experiments.experiment_default_create"]
+# Called by tracking.services.runs before a run is deleted; each may refuse with an error.
+LEDGERFLOW_RUN_DELETE_GUARDS = ["models_registry.selectors.run_delete_guard"]
 
 # django-guid: the request id, accepted from a well-formed X-Request-ID or generated.
 DJANGO_GUID = {

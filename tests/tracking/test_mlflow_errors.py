@@ -8,6 +8,7 @@ here, i.e. without an isolation test. Every refused request must write nothing: 
 tracking model and audit events are counted before and after.
 """
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import tracking.urls  # noqa: F401  (registers the RPCs)
 from audit.actors import Actor
 from audit.models import AuditEvent
 from tenancy.services import token_create
+from tracking.artifacts import artifact_upload
 from tracking.mlflow_api.views import ROUTES
 from tracking.services import experiments as experiment_services
 from tracking.services import logged_models as model_services
@@ -34,7 +36,9 @@ SETUP = Actor.command("test-setup")
 UNKNOWN_RUN = "0" * 32
 UNKNOWN = {"experiment_id": "987654321", "run_id": UNKNOWN_RUN, "run_ids": UNKNOWN_RUN,
            "model_id": "m-" + "0" * 32, "source_run_id": UNKNOWN_RUN,
-           "experiment_name": "no such experiment"}
+           "experiment_name": "no such experiment", "name": "no-such-model", "version": "99",
+           "alias": "nosuchalias"}
+REGISTERED = "reg-a"  # org A's registered model: version 1 (alias "champion") and 2
 
 resolve("/")  # import the root URLconf, so every module that registers RPCs is loaded
 
@@ -73,14 +77,32 @@ def w(personas) -> World:
     run_services.run_set_lifecycle(run=deleted, stage="deleted", actor=SETUP)
     model = model_services.logged_model_create(experiment=exp, actor=SETUP, name="model-a",
                                                source_run=run, tags={"k": "v"})
+    _registry_world(a, model)
     return World(personas, exp.public_id, run.run_uuid, other.run_uuid, deleted.run_uuid,
                  gone.public_id, model.model_id)
 
 
+def _registry_world(org, logged_model) -> None:
+    """A registered model with two versions of a logged model's (stand-in) files."""
+    from models_registry import services as registry
+
+    artifact_upload(org=org, path=logged_model.artifact_uri.removeprefix("mlflow-artifacts:/")
+                    + "/MLmodel", stream=io.BytesIO(b"flavors: {}\n"), length=12, actor=SETUP)
+    reg = registry.registered_model_create(org=org, name=REGISTERED, actor=SETUP,
+                                           tags={"team": "risk"})
+    source = f"models:/{logged_model.model_id}"
+    first = registry.model_version_create(model=reg, source=source, actor=SETUP,
+                                          tags={"stage": "dev"})
+    registry.model_version_create(model=reg, source=source, actor=SETUP)
+    registry.alias_set(version=first, alias="champion", actor=SETUP)
+
+
 def snapshot() -> dict[str, int]:
-    """Rows of every tracking model and audit events: what "nothing written" is checked on."""
+    """Rows of every tracking and registry model and audit events: what "nothing written" is
+    checked on."""
     counts = {model.__name__: model.objects.count()
-              for model in apps.get_app_config("tracking").get_models()}
+              for app in ("tracking", "models_registry")
+              for model in apps.get_app_config(app).get_models()}
     counts["AuditEvent"] = AuditEvent.objects.count()
     return counts
 
@@ -175,7 +197,8 @@ RPCS: dict[tuple[str, str], Rpc] = {
     ("POST", "runs/update"): Rpc(
         lambda w: {"run_id": w.run, "status": "FINISHED", "end_time": 1_700_000_000_000},
         required=("run_id",), ids=("run_id",)),
-    ("POST", "runs/delete"): Rpc(lambda w: {"run_id": w.run}, required=("run_id",),
+    # w.run backs reg-a's versions, which keeps it from being deleted
+    ("POST", "runs/delete"): Rpc(lambda w: {"run_id": w.other_run}, required=("run_id",),
                                  ids=("run_id",)),
     ("POST", "runs/restore"): Rpc(lambda w: {"run_id": w.deleted_run}, required=("run_id",),
                                   ids=("run_id",)),
@@ -227,6 +250,63 @@ RPCS: dict[tuple[str, str], Rpc] = {
     ("POST", "logged-models/search"): Rpc(lambda w: {"experiment_ids": [w.experiment]}),
     ("GET", "logged-models/{model_id}/artifacts/directories"): Rpc(
         lambda w: {"model_id": w.model}, ids=("model_id",)),
+    # model registry
+    ("POST", "registered-models/create"): Rpc(lambda w: {"name": "reg-new"},
+                                              cross_org="create_model_is_in_own_org",
+                                              required=("name",)),
+    ("GET", "registered-models/get"): Rpc(lambda w: {"name": REGISTERED}, required=("name",),
+                                          ids=("name",)),
+    ("POST", "registered-models/rename"): Rpc(lambda w: {"name": REGISTERED, "new_name": "reg-b"},
+                                              required=("name", "new_name"), ids=("name",)),
+    ("PATCH", "registered-models/update"): Rpc(
+        lambda w: {"name": REGISTERED, "description": "scores applicants"}, required=("name",),
+        ids=("name",)),
+    ("DELETE", "registered-models/delete"): Rpc(lambda w: {"name": REGISTERED},
+                                                required=("name",), ids=("name",)),
+    ("GET", "registered-models/search"): Rpc(lambda w: {"filter": f"name = '{REGISTERED}'"},
+                                             cross_org="search_models_finds_nothing"),
+    ("POST", "registered-models/get-latest-versions"): Rpc(
+        lambda w: {"name": REGISTERED, "stages": ["None"]}, required=("name",), ids=("name",)),
+    ("GET", "registered-models/get-latest-versions"): Rpc(
+        lambda w: {"name": REGISTERED}, required=("name",), ids=("name",)),
+    ("POST", "registered-models/set-tag"): Rpc(
+        lambda w: {"name": REGISTERED, "key": "owner", "value": "alice"},
+        required=("name", "key"), ids=("name",)),
+    ("DELETE", "registered-models/delete-tag"): Rpc(lambda w: {"name": REGISTERED, "key": "team"},
+                                                    required=("name", "key"), ids=("name",)),
+    ("POST", "registered-models/alias"): Rpc(
+        lambda w: {"name": REGISTERED, "alias": "challenger", "version": "2"},
+        required=("name", "alias", "version"), ids=("name", "version")),
+    ("DELETE", "registered-models/alias"): Rpc(lambda w: {"name": REGISTERED, "alias": "champion"},
+                                               required=("name", "alias"), ids=("name", "alias")),
+    ("GET", "registered-models/alias"): Rpc(lambda w: {"name": REGISTERED, "alias": "champion"},
+                                            required=("name", "alias"), ids=("name", "alias")),
+    ("POST", "model-versions/create"): Rpc(
+        lambda w: {"name": REGISTERED, "source": f"models:/{w.model}", "model_id": w.model},
+        required=("name", "source"), ids=("name", "model_id")),
+    ("GET", "model-versions/get"): Rpc(lambda w: {"name": REGISTERED, "version": "1"},
+                                       required=("name", "version"), ids=("name", "version")),
+    ("PATCH", "model-versions/update"): Rpc(
+        lambda w: {"name": REGISTERED, "version": "1", "description": "first"},
+        required=("name", "version"), ids=("name", "version")),
+    ("DELETE", "model-versions/delete"): Rpc(lambda w: {"name": REGISTERED, "version": "2"},
+                                             required=("name", "version"),
+                                             ids=("name", "version")),
+    ("POST", "model-versions/transition-stage"): Rpc(
+        lambda w: {"name": REGISTERED, "version": "1", "stage": "Staging",
+                   "archive_existing_versions": True},
+        required=("name", "version", "stage"), ids=("name", "version")),
+    ("GET", "model-versions/search"): Rpc(lambda w: {"filter": f"name = '{REGISTERED}'"},
+                                          cross_org="search_versions_finds_nothing"),
+    ("GET", "model-versions/get-download-uri"): Rpc(
+        lambda w: {"name": REGISTERED, "version": "1"}, required=("name", "version"),
+        ids=("name", "version")),
+    ("POST", "model-versions/set-tag"): Rpc(
+        lambda w: {"name": REGISTERED, "version": "1", "key": "k", "value": "v"},
+        required=("name", "version", "key"), ids=("name", "version")),
+    ("DELETE", "model-versions/delete-tag"): Rpc(
+        lambda w: {"name": REGISTERED, "version": "1", "key": "stage"},
+        required=("name", "version", "key"), ids=("name", "version")),
 }
 def registered_rpcs(capability: str | None = None) -> set[tuple[str, str]]:
     """(method, path) of every registered RPC, `{name}` for a path argument."""
@@ -309,9 +389,32 @@ def search_runs_finds_nothing(w, method, path):
     assert response.json().get("runs", []) == []
 
 
+def create_model_is_in_own_org(w, method, path):
+    from models_registry.models import RegisteredModel
+
+    response = send(method, path, {"name": REGISTERED}, **bearer(w.personas.charlie))
+    assert response.status_code == 200, response.content
+    assert sorted(RegisteredModel.objects.filter(name=REGISTERED)
+                  .values_list("org__slug", flat=True)) == ["org-a", "org-b"]
+
+
+def search_models_finds_nothing(w, method, path):
+    response = send(method, path, {}, **bearer(w.personas.charlie))
+    assert response.status_code == 200, response.content
+    assert response.json().get("registered_models", []) == []
+
+
+def search_versions_finds_nothing(w, method, path):
+    response = send(method, path, {}, **bearer(w.personas.charlie))
+    assert response.status_code == 200, response.content
+    assert response.json().get("model_versions", []) == []
+
+
 CROSS_ORG_CHECKS = {f.__name__: f for f in (server_info_names_own_org, create_is_in_own_org,
                                            search_experiments_lists_own_org,
-                                           search_runs_finds_nothing)}
+                                           search_runs_finds_nothing, create_model_is_in_own_org,
+                                           search_models_finds_nothing,
+                                           search_versions_finds_nothing)}
 
 
 @pytest.mark.parametrize(("method", "path"), [c for c in CASES if RPCS[c].cross_org != "404"],
@@ -446,6 +549,55 @@ BAD_INPUT = [
      400, "INVALID_PARAMETER_VALUE", "digest"),
     (("POST", "runs/outputs"), with_fields(("POST", "runs/outputs"), models=[{"step": 1}]), 400,
      "INVALID_PARAMETER_VALUE", "model_id"),
+    (("POST", "runs/delete"), with_fields(("POST", "runs/delete"), run_id=lambda w: w.run),
+     400, "INVALID_PARAMETER_VALUE", "backs registered model versions (reg-a version 1"),
+    # model registry
+    (("POST", "registered-models/create"), lambda w: {"name": REGISTERED}, 400,
+     "RESOURCE_ALREADY_EXISTS", REGISTERED),
+    (("POST", "registered-models/create"), lambda w: {"name": "a/b"}, 400,
+     "INVALID_PARAMETER_VALUE", "cannot contain"),
+    (("POST", "registered-models/rename"), lambda w: {"name": REGISTERED, "new_name": ""}, 400,
+     "INVALID_PARAMETER_VALUE", "new_name"),
+    (("POST", "registered-models/set-tag"), lambda w: {"name": REGISTERED, "key": "../x",
+                                                       "value": "v"},
+     400, "INVALID_PARAMETER_VALUE", ""),
+    (("DELETE", "registered-models/delete-tag"), lambda w: {"name": REGISTERED, "key": "nope"},
+     404, "RESOURCE_DOES_NOT_EXIST", "nope"),
+    (("GET", "registered-models/search"), lambda w: {"filter": "version = 1"}, 400,
+     "INVALID_PARAMETER_VALUE", ""),
+    (("GET", "registered-models/search"), lambda w: {"max_results": 0}, 400,
+     "INVALID_PARAMETER_VALUE", "max_results"),
+    (("GET", "registered-models/search"), lambda w: {"order_by": ["size DESC"]}, 400,
+     "INVALID_PARAMETER_VALUE", ""),
+    (("POST", "registered-models/get-latest-versions"),
+     lambda w: {"name": REGISTERED, "stages": ["Prod"]}, 400, "INVALID_PARAMETER_VALUE", "Prod"),
+    (("POST", "registered-models/alias"),
+     lambda w: {"name": REGISTERED, "alias": "latest", "version": "1"}, 400,
+     "INVALID_PARAMETER_VALUE", "latest"),
+    (("POST", "registered-models/alias"),
+     lambda w: {"name": REGISTERED, "alias": "a b", "version": "1"}, 400,
+     "INVALID_PARAMETER_VALUE", "a b"),
+    (("POST", "model-versions/create"), lambda w: {"name": REGISTERED, "source": "s3://b/m"},
+     400, "INVALID_PARAMETER_VALUE", "Unsupported model source"),
+    (("POST", "model-versions/create"),
+     lambda w: {"name": REGISTERED, "source": f"mlflow-artifacts:/{w.experiment}/nothing"},
+     400, "INVALID_PARAMETER_VALUE", "No model files"),
+    (("POST", "model-versions/create"),
+     lambda w: {"name": REGISTERED, "source": f"mlflow-artifacts:/{w.experiment}/../x"},
+     400, "INVALID_PARAMETER_VALUE", ".."),
+    (("GET", "model-versions/get"), lambda w: {"name": REGISTERED, "version": "abc"}, 400,
+     "INVALID_PARAMETER_VALUE", "integer"),
+    (("POST", "model-versions/transition-stage"),
+     lambda w: {"name": REGISTERED, "version": "1", "stage": "Prod"}, 400,
+     "INVALID_PARAMETER_VALUE", "Prod"),
+    (("POST", "model-versions/transition-stage"),
+     lambda w: {"name": REGISTERED, "version": "1", "stage": "Archived",
+                "archive_existing_versions": True}, 400, "INVALID_PARAMETER_VALUE", "Archived"),
+    (("GET", "model-versions/search"), lambda w: {"filter": "flavor = 'sklearn'"}, 400,
+     "INVALID_PARAMETER_VALUE", ""),
+    (("DELETE", "model-versions/delete-tag"),
+     lambda w: {"name": REGISTERED, "version": "1", "key": "nope"}, 404,
+     "RESOURCE_DOES_NOT_EXIST", "nope"),
     (("POST", "experiments/create"), with_fields(("POST", "experiments/create"), name=123), 400,
      "INVALID_PARAMETER_VALUE", "'name'"),
     (("POST", "experiments/create"), with_fields(("POST", "experiments/create"), name="x" * 501),

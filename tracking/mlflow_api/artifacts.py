@@ -11,7 +11,6 @@ import logging
 import mimetypes
 import posixpath
 import re
-from urllib.parse import urlparse
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path, re_path
@@ -26,6 +25,7 @@ from tracking.artifacts import (
     artifact_list,
     artifact_open,
     artifact_path_clean,
+    artifact_path_of_uri,
     artifact_upload,
 )
 from tracking.mlflow_api.errors import MlflowError, missing
@@ -41,7 +41,6 @@ from tracking.selectors import logged_model_get, run_get
 
 logger = logging.getLogger(__name__)
 
-PROXY_ROOT = "/mlflow-artifacts/artifacts/"
 ENCODED_SEPARATOR = re.compile(r"%(2f|5c|2e)", re.IGNORECASE)
 # Served as text/plain, as MLflow does (mlflow/utils/mime_type_utils.py).
 TEXT_EXTENSIONS = frozenset([
@@ -188,21 +187,10 @@ def list_logged_model_artifacts(ctx: Context, req: MlflowRequest) -> dict:
 
 def _list_below(ctx: Context, root_uri: str, relative: str) -> dict:
     relative = artifact_path_clean(relative)
-    root = _proxied_root(root_uri)
+    root = artifact_path_of_uri(root_uri)
     entries = artifact_list(org=ctx.org, path=posixpath.join(root, relative) if relative else root)
     files = _files(entries, prefix=relative)
     return {"root_uri": root_uri, **({"files": files} if files else {})}
-
-
-def _proxied_root(uri: str) -> str:
-    """The org-relative path of a run's artifact root, when this server stores it."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "mlflow-artifacts":
-        return parsed.path.lstrip("/")
-    if parsed.scheme in ("http", "https") and PROXY_ROOT in parsed.path:
-        return parsed.path.split(PROXY_ROOT, 1)[1]
-    raise MlflowError(f"The artifacts at '{uri}' are not stored by this server; list them "
-                      "with a client for that location.")
 
 
 # Mount under both "api/2.0/mlflow-artifacts/" and "ajax-api/2.0/mlflow-artifacts/".

@@ -7,7 +7,9 @@ values with one conditional upsert, params with one insert and one comparison qu
 
 import uuid
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils.module_loading import import_string
 from mlflow.utils import validation as mlflow_validation
 from mlflow.utils.name_utils import _generate_random_name as random_run_name
 
@@ -101,6 +103,11 @@ def run_set_lifecycle(*, run: Run, stage: str, actor: Actor) -> Run:
     if stage == LifecycleStage.DELETED and run.lifecycle_stage == LifecycleStage.DELETED:
         raise invalid(f"The run {run.run_uuid} must be in the 'active' state. Current state "
                       "is deleted.")
+    if stage == LifecycleStage.DELETED:
+        # Other apps may hold on to a run (a registered model version built from it); they
+        # are named in settings, so tracking imports none of them.
+        for guard in settings.LEDGERFLOW_RUN_DELETE_GUARDS:
+            import_string(guard)(run=run)
     before = _run_view(run)
     run.lifecycle_stage = stage
     run.deleted_time = now_ms() if stage == LifecycleStage.DELETED else None

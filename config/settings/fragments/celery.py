@@ -41,3 +41,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("LEDGERFLOW_CHECKPOINT_INTERVAL", 3600)),
     },
 }
+
+# Each workload on its own queue (a worker started with `--queues packaging` runs only those).
+CELERY_TASK_ROUTES = {
+    "models_registry.package": {"queue": "packaging"},
+}
+CELERY_BEAT_SCHEDULE["packaging-sweep"] = {
+    "task": "models_registry.sweep_packaging",
+    "schedule": float(env_int("LEDGERFLOW_PACKAGING_SWEEP_INTERVAL", 60)),
+}

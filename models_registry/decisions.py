@@ -1,0 +1,129 @@
+"""Decision records (COMPLIANCE.md, "What must be recorded when a decision is made").
+
+The customer's identifier never reaches the database or the audit trail: only its keyed
+HMAC-SHA256 under the organization's own key, so the same customer is the same reference
+within an organization and unlinkable across organizations. One request's decisions are one
+change, recorded with one audit event that lists their ids and a digest of their content.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.canonical import dumps as canonical_json
+from audit.services import audit_record
+from config.exceptions import ApplicationError
+from models_registry.models import Decision, DecisionSource, ModelVersion, SubjectKey
+
+SYSTEM = Actor(kind="system", label="ledgerflow")
+
+
+def _subject_key(org) -> bytes:
+    found = SubjectKey.objects.filter(org=org).values_list("key", flat=True).first()
+    if found is not None:
+        return bytes(found)
+    try:
+        with transaction.atomic(durable=True):
+            key = SubjectKey.objects.create(org=org, key=secrets.token_bytes(32))
+            audit_record(org=org, actor=SYSTEM, action="subject_key.created", target=key,
+                         target_label="subject reference key")
+            return bytes(key.key)
+    except IntegrityError:  # made by a concurrent request
+        return bytes(SubjectKey.objects.get(org=org).key)
+
+
+def subject_ref(org, subject: str) -> str:
+    """The pseudonymous reference of a customer identifier in `org`."""
+    return hmac.new(_subject_key(org), subject.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class DecisionInput:
+    """One decision as the caller states it (raw subject identifier included)."""
+
+    subject: str
+    inputs: dict
+    purpose: str
+    raw_score: float | None = None
+    prediction: object = None
+    outcome: str = ""
+    contributions: dict | None = None
+    contribution_method: str = ""
+    contribution_scale: str = ""
+    base_value: float | None = None
+    reference: dict | None = None
+    legal_basis: str = ""
+    art22_ground: str = ""
+    feature_pipeline_version: str = ""
+    provenance: dict | None = None
+    threshold: float | None = None
+    policy_version: str = ""
+    recipients: list | None = None
+    created_at: object = None
+    reviewer: str = ""
+    review_action: str = ""
+    reviewed_at: object = None
+
+
+def _record_digest(decisions: list[Decision]) -> str:
+    body = [{"decision_id": str(d.decision_id), "subject_ref": d.subject_ref,
+             "inputs": d.inputs, "raw_score": d.raw_score, "outcome": d.outcome,
+             "prediction": d.prediction, "contributions": d.contributions,
+             "model": f"{d.model_name}/{d.model_version_number}",
+             "package_digest": d.package_digest} for d in decisions]
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], actor: Actor,
+                     source: str = DecisionSource.SCORED, alias: str = "") -> list[Decision]:
+    if not version.package_digest:
+        raise ApplicationError(f"{version.label} has no READY package; decisions need one.",
+                               kind="conflict")
+    key = _subject_key(org)
+    now = timezone.now()
+    rows = [Decision(
+        org=org, created_at=item.created_at or now, source=source,
+        subject_ref=hmac.new(key, item.subject.encode(), hashlib.sha256).hexdigest(),
+        purpose=item.purpose, legal_basis=item.legal_basis, art22_ground=item.art22_ground,
+        model_version=version, model_name=version.registered_model.name,
+        model_version_number=version.version, package_digest=version.package_digest,
+        alias=alias, feature_pipeline_version=item.feature_pipeline_version,
+        inputs=item.inputs, provenance=item.provenance or {}, raw_score=item.raw_score,
+        prediction=item.prediction, threshold=item.threshold,
+        policy_version=item.policy_version, outcome=item.outcome,
+        contributions=item.contributions or {}, contribution_method=item.contribution_method,
+        contribution_scale=item.contribution_scale, base_value=item.base_value,
+        reference=item.reference or {}, recipients=item.recipients or [],
+        reviewer=item.reviewer, review_action=item.review_action,
+        reviewed_at=item.reviewed_at) for item in items]
+    with transaction.atomic(durable=True):
+        Decision.objects.bulk_create(rows)
+        audit_record(org=org, actor=actor, action=f"decisions.{source}", target=version,
+                     target_label=version.label,
+                     after={"count": len(rows), "package_digest": version.package_digest,
+                            "decision_ids": [str(d.decision_id) for d in rows],
+                            "records_digest": _record_digest(rows)})
+    return rows
+
+
+@transaction.atomic(durable=True)
+def decision_review(*, decision: Decision, action: str, actor: Actor) -> Decision:
+    """A person reviewed the automated decision (Art. 22(3)): who, what, when."""
+    if not action.strip():
+        raise ApplicationError("'action' is required: what the reviewer did.", kind="invalid")
+    decision = Decision.objects.select_for_update().get(pk=decision.pk)
+    before = {"reviewer": decision.reviewer, "review_action": decision.review_action,
+              "reviewed_at": decision.reviewed_at.isoformat() if decision.reviewed_at else None}
+    decision.reviewer = actor.user.email if actor.user else actor.label
+    decision.review_action, decision.reviewed_at = action.strip()[:200], timezone.now()
+    decision.save(update_fields=["reviewer", "review_action", "reviewed_at"])
+    audit_record(org=decision.org, actor=actor, action="decision.reviewed", target=decision,
+                 target_label=str(decision.decision_id), before=before,
+                 after={"reviewer": decision.reviewer, "review_action": decision.review_action,
+                        "reviewed_at": decision.reviewed_at.isoformat()})
+    return decision

@@ -1,0 +1,213 @@
+"""Packaging a model version, on a worker of the `packaging` queue.
+
+1. Claim the version (services.packaging_claim): a lease, so one attempt works at a time and
+   a dead worker's job is taken over when its lease runs out (the sweeper re-sends it).
+2. Copy the model directory from the artifact store into a scratch directory, hashing each file.
+3. Read and check `MLmodel`: flavors (python_function required: that is what we serve),
+   signature, input example, requirements.
+4. Load it as python_function and score the input example in a child process (verify.py).
+5. Store the files in registry storage under "<org>/<version uuid>/<attempt>/" with a manifest
+   (SHA-256 of every file, one package digest over them), then mark it READY in one transaction
+   whose audit event carries the digest. Any check that fails marks it FAILED_REGISTRATION with
+   the reason. An attempt that lost its lease writes nothing to the version.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+from audit.actors import Actor
+from audit.canonical import dumps as canonical_json
+from config.paths import BASE_DIR
+from models_registry import services
+from tracking.artifacts import CHUNK_SIZE, artifact_storage
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "ledgerflow-manifest.json"
+MANIFEST_FORMAT = "ledgerflow.package/1"
+MAX_PACKAGE_BYTES = 5 * 1024**3
+
+
+class PackagingError(Exception):
+    """The model is not acceptable; the message is the reason the user sees."""
+
+
+class AttemptInterrupted(Exception):
+    """Something other than the model failed (storage, database); worth another attempt."""
+
+    def __init__(self, attempt: int, error: str):
+        super().__init__(error)
+        self.attempt, self.error = attempt, error
+
+
+def registry_storage():
+    return storages["registry"]
+
+
+def package_digest(files: list[dict]) -> str:
+    """One digest over the files' paths, sizes and hashes (RFC 8785 JSON of the sorted list)."""
+    listing = sorted(({"path": f["path"], "sha256": f["sha256"], "size": f["size"]}
+                      for f in files), key=lambda f: f["path"])
+    return "sha256:" + hashlib.sha256(canonical_json({"files": listing})).hexdigest()
+
+
+def _walk(storage, name: str, prefix: str = ""):
+    dirs, files = storage.listdir(name)
+    for file in sorted(files):
+        yield f"{prefix}{file}", f"{name}/{file}"
+    for directory in sorted(dirs):
+        yield from _walk(storage, f"{name}/{directory}", f"{prefix}{directory}/")
+
+
+def copy_source(org_id: int, source_path: str, target: Path) -> list[dict]:
+    """The model directory's files into `target`, with their sizes and SHA-256."""
+    storage, files, total = artifact_storage(), [], 0
+    for relative, name in _walk(storage, f"{org_id}/{source_path}"):
+        digest, size = hashlib.sha256(), 0
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(name, "rb") as src, open(destination, "wb") as out:
+            while chunk := src.read(CHUNK_SIZE):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        total += size
+        if total > MAX_PACKAGE_BYTES:
+            raise PackagingError(f"The model is larger than {MAX_PACKAGE_BYTES} bytes.")
+        files.append({"path": relative, "size": size, "sha256": digest.hexdigest()})
+    if not files:
+        raise PackagingError(f"No files at the model source '{source_path}'.")
+    return files
+
+
+def read_mlmodel(directory: Path) -> dict:
+    """Check MLmodel and return what the manifest records of it."""
+    from mlflow.models import Model
+
+    if not (directory / "MLmodel").is_file():
+        raise PackagingError("The model directory has no MLmodel file.")
+    try:
+        meta = Model.load(str(directory))
+    except Exception as exc:
+        raise PackagingError(f"MLmodel cannot be read: {type(exc).__name__}: {exc}") from None
+    if not meta.flavors:
+        raise PackagingError("MLmodel declares no flavors.")
+    pyfunc = meta.flavors.get("python_function")
+    if pyfunc is None:
+        raise PackagingError(f"MLmodel has no python_function flavor (flavors: "
+                             f"{', '.join(sorted(meta.flavors))}); it cannot be served.")
+    try:
+        signature = meta.signature.to_dict() if meta.signature else None
+    except Exception as exc:
+        raise PackagingError(f"The model signature is invalid: {exc}") from None
+    example = meta.saved_input_example_info
+    if example and not (directory / example.get("artifact_path", "")).is_file():
+        raise PackagingError(f"MLmodel names an input example "
+                             f"'{example.get('artifact_path')}' that is not in the model.")
+    requirements = []
+    if (directory / "requirements.txt").is_file():
+        requirements = [line.strip() for line in
+                        (directory / "requirements.txt").read_text().splitlines()
+                        if line.strip() and not line.startswith("#")]
+    return {"flavors": {name: {k: v for k, v in conf.items() if isinstance(v, str | int | float)}
+                        for name, conf in meta.flavors.items()},
+            "loader_module": pyfunc.get("loader_module", ""),
+            "python_version": pyfunc.get("python_version", ""),
+            "signature": signature, "input_example": example or None,
+            "requirements": requirements, "mlflow_version": meta.mlflow_version or "",
+            "model_uuid": meta.model_uuid or ""}
+
+
+def verify_in_child(directory: Path) -> dict:
+    """verify.py in its own process group; killed with its children on timeout."""
+    timeout = settings.LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT
+    proc = subprocess.Popen([sys.executable, "-m", "models_registry.verify", str(directory)],  # noqa: S603
+                            cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise PackagingError(f"Loading and scoring the model took longer than {timeout} s.") \
+            from None
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = err.strip().splitlines()[-3:]
+        raise PackagingError("The model could not be loaded as python_function: "
+                             + (" ".join(tail) or f"exit status {proc.returncode}")) from None
+    if not result.get("loaded"):
+        raise PackagingError(f"The model could not be loaded as python_function and score its "
+                             f"input example: {result.get('error')}")
+    return result
+
+
+def store_package(prefix: str, directory: Path, files: list[dict], manifest: dict) -> None:
+    storage = registry_storage()
+    for entry in files:
+        with open(directory / entry["path"], "rb") as handle:
+            storage.save(f"{prefix}/model/{entry['path']}", File(handle))
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    storage.save(f"{prefix}/{MANIFEST_NAME}", ContentFile(body))
+
+
+def package(version_pk: int, task_id: str = "") -> str:
+    """The whole job; returns what happened ("ready", "failed", "skipped")."""
+    actor = Actor.task("models_registry.package", task_id)
+    claimed = services.packaging_claim(version_pk=version_pk, actor=actor,
+                                       lease_seconds=settings.LEDGERFLOW_PACKAGING_LEASE_SECONDS)
+    if claimed is None:
+        return "skipped"
+    version, attempt = claimed
+    try:
+        return _package_claimed(version, attempt, actor)
+    except (PackagingError, AttemptInterrupted):
+        raise
+    except Exception as exc:
+        logger.exception("packaging %s (attempt %d) was interrupted", version.label, attempt)
+        raise AttemptInterrupted(attempt, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _package_claimed(version, attempt: int, actor: Actor) -> str:
+    version_pk = version.pk
+    prefix = f"{version.org_id}/{version.uuid}/{attempt}"
+    with tempfile.TemporaryDirectory(prefix="ledgerflow-package-") as scratch:
+        directory = Path(scratch) / "model"
+        try:
+            files = copy_source(version.org_id, version.source_path, directory)
+            model_info = read_mlmodel(directory)
+            verified = verify_in_child(directory)
+        except PackagingError as exc:
+            services.packaging_fail(version_pk=version_pk, attempt=attempt, reason=str(exc),
+                                    actor=actor)
+            return "failed"
+        digest = package_digest(files)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "model": {"name": version.registered_model.name, "version": version.version,
+                      "source": version.source, "model_id": version.model_id,
+                      "run_id": version.run.run_uuid if version.run_id else None},
+            "mlmodel": model_info,
+            "verification": verified,
+            "files": sorted(files, key=lambda f: f["path"]),
+            "package_digest": digest,
+        }
+        store_package(prefix, directory, files, manifest)
+    done = services.packaging_finish(version_pk=version_pk, attempt=attempt,
+                                     package_path=prefix, digest=digest, manifest=manifest,
+                                     actor=actor)
+    return "ready" if done else "skipped"

@@ -1,0 +1,568 @@
+"""Writes to the registry. Each public function is one transaction with its audit event(s)
+(DESIGN.md invariant 1); the MLflow adapter, the DRF API, the admin and the worker call these.
+"""
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from mlflow.exceptions import MlflowException
+from mlflow.utils import validation as mlflow_validation
+
+from audit.actors import Actor
+from audit.services import audit_record
+from config.exceptions import ApplicationError
+from models_registry.models import (
+    AliasApproval,
+    ApprovalStatus,
+    ModelAlias,
+    ModelVersion,
+    ModelVersionTag,
+    ProtectedAlias,
+    RegisteredModel,
+    RegisteredModelTag,
+    Stage,
+    VersionStatus,
+)
+from models_registry.sources import source_resolve
+from tracking.services.common import now_ms
+
+
+def invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, kind="invalid")
+
+
+def _mlflow_checked(check, *args) -> None:
+    """MLflow's own validators, their messages as our 4xx."""
+    try:
+        check(*args)
+    except MlflowException as exc:
+        raise invalid(exc.message) from None
+
+
+def _locked_model(model: RegisteredModel) -> RegisteredModel:
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    if model.deleted:
+        raise ApplicationError(f"Registered Model with name={model.name} not found",
+                               kind="not_found")
+    return model
+
+
+def _locked_version(version: ModelVersion) -> ModelVersion:
+    version = ModelVersion.objects.select_related("registered_model") \
+        .select_for_update(of=("self",)).get(pk=version.pk)
+    if version.deleted:
+        raise ApplicationError(f"Model Version (name={version.registered_model.name}, "
+                               f"version={version.version}) not found", kind="not_found")
+    return version
+
+
+def _touch(obj) -> None:
+    obj.last_updated_timestamp = now_ms()
+    obj.save(update_fields=["last_updated_timestamp"])
+
+
+# --- registered models -----------------------------------------------------------------------
+
+def _ensure_name_free(org, name: str) -> None:
+    if RegisteredModel.objects.filter(org=org, name=name, deleted=False).exists():
+        raise ApplicationError(f"Registered Model (name={name}) already exists.",
+                               kind="already_exists")
+
+
+@transaction.atomic(durable=True)
+def registered_model_create(*, org, name: str, actor: Actor, description: str = "",
+                            tags: dict | None = None) -> RegisteredModel:
+    _mlflow_checked(mlflow_validation._validate_model_name, name)
+    for key, value in (tags or {}).items():
+        _mlflow_checked(mlflow_validation._validate_registered_model_tag, key, value)
+    _ensure_name_free(org, name)
+    now = now_ms()
+    try:
+        with transaction.atomic():
+            model = RegisteredModel.objects.create(
+                org=org, name=name, description=description, creation_timestamp=now,
+                last_updated_timestamp=now, user_id=getattr(actor.user, "email", "") or "")
+    except IntegrityError:  # created by a concurrent request
+        raise ApplicationError(f"Registered Model (name={name}) already exists.",
+                               kind="already_exists") from None
+    RegisteredModelTag.objects.bulk_create(
+        RegisteredModelTag(org=org, registered_model=model, key=k, value=v)
+        for k, v in (tags or {}).items())
+    audit_record(org=org, actor=actor, action="registered_model.created", target=model,
+                 target_label=name, after={"name": name, "description": description,
+                                           "tags": tags or {}})
+    return model
+
+
+@transaction.atomic(durable=True)
+def registered_model_rename(*, model: RegisteredModel, new_name: str,
+                            actor: Actor) -> RegisteredModel:
+    _mlflow_checked(mlflow_validation._validate_model_renaming, new_name)
+    model = _locked_model(model)
+    if new_name != model.name:
+        _ensure_name_free(model.org, new_name)
+    before = {"name": model.name}
+    model.name = new_name
+    model.last_updated_timestamp = now_ms()
+    model.save(update_fields=["name", "last_updated_timestamp"])
+    audit_record(org=model.org, actor=actor, action="registered_model.renamed", target=model,
+                 target_label=new_name, before=before, after={"name": new_name})
+    return model
+
+
+@transaction.atomic(durable=True)
+def registered_model_update(*, model: RegisteredModel, description: str,
+                            actor: Actor) -> RegisteredModel:
+    model = _locked_model(model)
+    before = {"description": model.description}
+    model.description = description
+    model.last_updated_timestamp = now_ms()
+    model.save(update_fields=["description", "last_updated_timestamp"])
+    audit_record(org=model.org, actor=actor, action="registered_model.updated", target=model,
+                 target_label=model.name, before=before, after={"description": description})
+    return model
+
+
+def _protected_aliases_of(model: RegisteredModel, versions=None) -> list[str]:
+    aliases = ModelAlias.objects.filter(registered_model=model)
+    if versions is not None:
+        aliases = aliases.filter(model_version__in=versions)
+    names = set(aliases.values_list("alias", flat=True))
+    return sorted(ProtectedAlias.objects.filter(org=model.org_id, alias__in=names)
+                  .values_list("alias", flat=True))
+
+
+def _cancel_pending(approvals, actor: Actor, reason: str) -> list[int]:
+    cancelled = list(approvals.filter(status=ApprovalStatus.PENDING).values_list("pk", flat=True))
+    if cancelled:
+        AliasApproval.objects.filter(pk__in=cancelled).update(
+            status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), comment=reason)
+    return cancelled
+
+
+@transaction.atomic(durable=True)
+def registered_model_delete(*, model: RegisteredModel, actor: Actor) -> None:
+    """Leaves the listings; its versions' packages and decisions stay, for the record."""
+    model = _locked_model(model)
+    protected = _protected_aliases_of(model)
+    if protected:
+        raise invalid(f"Registered model '{model.name}' holds the protected alias(es) "
+                      f"{', '.join(protected)}; have their removal approved first.")
+    versions = list(model.versions.filter(deleted=False).values_list("version", flat=True))
+    model.versions.filter(deleted=False).update(deleted=True, last_updated_timestamp=now_ms())
+    aliases = dict(model.aliases.values_list("alias", "model_version__version"))
+    model.aliases.all().delete()
+    cancelled = _cancel_pending(model.approvals.all(), actor, "registered model deleted")
+    model.deleted = True
+    model.last_updated_timestamp = now_ms()
+    model.save(update_fields=["deleted", "last_updated_timestamp"])
+    audit_record(org=model.org, actor=actor, action="registered_model.deleted", target=model,
+                 target_label=model.name, before={"versions": versions, "aliases": aliases},
+                 after={"deleted": True, "approvals_cancelled": cancelled})
+
+
+def _set_tag(owner, tag_model, owner_field: str, key: str, value: str | None):
+    """Set (value given) or delete (None) one tag; returns the value before."""
+    rows = tag_model.objects.filter(**{owner_field: owner, "key": key})
+    before = rows.values_list("value", flat=True).first()
+    if value is None:
+        rows.delete()
+    elif before is None:
+        tag_model.objects.create(org_id=owner.org_id, key=key, value=value,
+                                 **{owner_field: owner})
+    else:
+        rows.update(value=value)
+    return before
+
+
+@transaction.atomic(durable=True)
+def registered_model_tag(*, model: RegisteredModel, key: str, value: str | None,
+                         actor: Actor) -> None:
+    """Set a tag, or delete it when `value` is None."""
+    if value is not None:
+        _mlflow_checked(mlflow_validation._validate_registered_model_tag, key, value)
+    model = _locked_model(model)
+    before = _set_tag(model, RegisteredModelTag, "registered_model", key, value)
+    if value is None and before is None:
+        raise ApplicationError(f"No tag with name: {key} in registered model {model.name}.",
+                               kind="not_found")
+    _touch(model)
+    audit_record(org=model.org, actor=actor,
+                 action="registered_model.tag_set" if value is not None
+                 else "registered_model.tag_deleted",
+                 target=model, target_label=model.name, before={key: before},
+                 after={key: value})
+
+
+# --- model versions ----------------------------------------------------------------------------
+
+def _version_view(version: ModelVersion) -> dict:
+    return {"name": version.registered_model.name, "version": version.version,
+            "status": version.status, "current_stage": version.current_stage,
+            "source": version.source, "description": version.description}
+
+
+@transaction.atomic(durable=True)
+def model_version_create(*, model: RegisteredModel, source: str, actor: Actor,
+                         run_id: str = "", model_id: str = "", run_link: str = "",
+                         description: str = "", tags: dict | None = None) -> ModelVersion:
+    for key, value in (tags or {}).items():
+        _mlflow_checked(mlflow_validation._validate_model_version_tag, key, value)
+    resolved = source_resolve(org=model.org, source=source, run_id=run_id, model_id=model_id)
+    model = _locked_model(model)  # serializes version numbering per model
+    number = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
+    now = now_ms()
+    version = ModelVersion.objects.create(
+        org=model.org, registered_model=model, version=number, description=description,
+        user_id=getattr(actor.user, "email", "") or "", creation_timestamp=now,
+        last_updated_timestamp=now, source=source, source_path=resolved.path,
+        run=resolved.run, run_link=run_link, model_id=resolved.model_id,
+        packaging_enqueued_at=timezone.now())
+    ModelVersionTag.objects.bulk_create(
+        ModelVersionTag(org=model.org, model_version=version, key=k, value=v)
+        for k, v in (tags or {}).items())
+    model.last_updated_timestamp = now
+    model.save(update_fields=["last_updated_timestamp"])
+    audit_record(org=model.org, actor=actor, action="model_version.created", target=version,
+                 target_label=version.label,
+                 after={**_version_view(version), "source_path": resolved.path,
+                        "run_id": resolved.run.run_uuid if resolved.run else None,
+                        "model_id": resolved.model_id, "tags": tags or {}})
+    from models_registry.tasks import package_enqueue
+
+    transaction.on_commit(lambda: package_enqueue(version.pk))
+    return version
+
+
+@transaction.atomic(durable=True)
+def model_version_update(*, version: ModelVersion, description: str,
+                         actor: Actor) -> ModelVersion:
+    version = _locked_version(version)
+    before = {"description": version.description}
+    version.description = description
+    version.last_updated_timestamp = now_ms()
+    version.save(update_fields=["description", "last_updated_timestamp"])
+    audit_record(org=version.org, actor=actor, action="model_version.updated", target=version,
+                 target_label=version.label, before=before, after={"description": description})
+    return version
+
+
+STAGES = {s.value.lower(): s.value for s in Stage}
+
+
+@transaction.atomic(durable=True)
+def model_version_transition_stage(*, version: ModelVersion, stage: str,
+                                   archive_existing_versions: bool,
+                                   actor: Actor) -> ModelVersion:
+    if stage.lower() not in STAGES:
+        raise invalid(f"Invalid Model Version stage: {stage}. Value must be one of "
+                      f"{', '.join(STAGES.values())}.")
+    stage = STAGES[stage.lower()]
+    if archive_existing_versions and stage not in (Stage.STAGING, Stage.PRODUCTION):
+        raise invalid(f"Model version transition cannot archive existing model versions "
+                      f"because '{stage}' is not an Active stage. Valid stages are Staging, "
+                      "Production.")
+    version = _locked_version(version)
+    before = {"current_stage": version.current_stage}
+    now = now_ms()
+    archived = []
+    if archive_existing_versions:
+        others = version.registered_model.versions.filter(deleted=False, current_stage=stage) \
+            .exclude(pk=version.pk)
+        archived = list(others.values_list("version", flat=True))
+        others.update(current_stage=Stage.ARCHIVED, last_updated_timestamp=now)
+    version.current_stage, version.last_updated_timestamp = stage, now
+    version.save(update_fields=["current_stage", "last_updated_timestamp"])
+    audit_record(org=version.org, actor=actor, action="model_version.stage_changed",
+                 target=version, target_label=version.label, before=before,
+                 after={"current_stage": stage, "archived_versions": archived})
+    return version
+
+
+@transaction.atomic(durable=True)
+def model_version_delete(*, version: ModelVersion, actor: Actor) -> None:
+    """Leaves the listings; the package and the decisions it made stay, for the record."""
+    version = _locked_version(version)
+    protected = _protected_aliases_of(version.registered_model, versions=[version])
+    if protected:
+        raise invalid(f"{version.label} holds the protected alias(es) {', '.join(protected)}; "
+                      "have another version approved for them first.")
+    aliases = list(version.aliases.values_list("alias", flat=True))
+    version.aliases.all().delete()
+    cancelled = _cancel_pending(AliasApproval.objects.filter(model_version=version), actor,
+                                "model version deleted")
+    version.deleted = True
+    version.last_updated_timestamp = now_ms()
+    version.save(update_fields=["deleted", "last_updated_timestamp"])
+    audit_record(org=version.org, actor=actor, action="model_version.deleted", target=version,
+                 target_label=version.label, before={"aliases": aliases},
+                 after={"deleted": True, "approvals_cancelled": cancelled})
+
+
+@transaction.atomic(durable=True)
+def model_version_tag(*, version: ModelVersion, key: str, value: str | None,
+                      actor: Actor) -> None:
+    if value is not None:
+        _mlflow_checked(mlflow_validation._validate_model_version_tag, key, value)
+    version = _locked_version(version)
+    before = _set_tag(version, ModelVersionTag, "model_version", key, value)
+    if value is None and before is None:
+        raise ApplicationError(f"No tag with name: {key} in {version.label}.", kind="not_found")
+    _touch(version)
+    audit_record(org=version.org, actor=actor,
+                 action="model_version.tag_set" if value is not None
+                 else "model_version.tag_deleted",
+                 target=version, target_label=version.label, before={key: before},
+                 after={key: value})
+
+
+# --- aliases and approvals ---------------------------------------------------------------------
+
+class ApprovalRequired(ApplicationError):
+    """The alias is protected: a request was recorded (and committed); it awaits approval."""
+
+    def __init__(self, approval: AliasApproval):
+        target = (f"version {approval.model_version.version}" if approval.model_version_id
+                  else "removal")
+        super().__init__(
+            f"Alias '{approval.alias}' of registered model '{approval.registered_model.name}' "
+            f"is protected: approval request #{approval.pk} ({target}) is pending. A member "
+            f"with an approving role other than you must approve it "
+            f"(POST /api/v1/approvals/{approval.pk}/approve).",
+            kind="permission_denied")
+        self.approval = approval
+
+
+def _alias_apply(model: RegisteredModel, alias: str, version: ModelVersion | None) -> int | None:
+    """Point `alias` at `version` (None: remove); returns the version number it had."""
+    existing = ModelAlias.objects.filter(registered_model=model, alias=alias) \
+        .select_related("model_version").first()
+    previous = existing.model_version.version if existing else None
+    if version is None:
+        if existing:
+            existing.delete()
+    elif existing:
+        existing.model_version = version
+        existing.save(update_fields=["model_version"])
+    else:
+        ModelAlias.objects.create(org_id=model.org_id, registered_model=model, alias=alias,
+                                  model_version=version)
+    model.last_updated_timestamp = now_ms()
+    model.save(update_fields=["last_updated_timestamp"])
+    return previous
+
+
+def _validate_alias(alias: str) -> None:
+    _mlflow_checked(mlflow_validation._validate_model_alias_name, alias)
+    _mlflow_checked(mlflow_validation._validate_model_alias_name_reserved, alias)
+
+
+def _request_approval(model, alias, version, actor, reason) -> AliasApproval:
+    if version is not None and version.status != VersionStatus.READY:
+        raise invalid(f"{version.label} is {version.status}; only a READY version can take "
+                      f"the protected alias '{alias}'.")
+    superseded = _cancel_pending(AliasApproval.objects.filter(registered_model=model,
+                                                              alias=alias),
+                                 actor, "superseded by a newer request")
+    approval = AliasApproval.objects.create(
+        org_id=model.org_id, registered_model=model, alias=alias, model_version=version,
+        requested_by=actor.user, reason=reason)
+    audit_record(org=model.org, actor=actor, action="approval.requested", target=approval,
+                 target_label=f"{model.name}@{alias}",
+                 after={"model": model.name, "alias": alias,
+                        "version": version.version if version else None,
+                        "reason": reason, "superseded": superseded})
+    return approval
+
+
+def _alias_change(*, model, alias, version, actor, reason) -> AliasApproval | None:
+    model = _locked_model(model)
+    if ProtectedAlias.objects.filter(org=model.org_id, alias=alias).exists():
+        if actor.user is None or not getattr(actor.user, "pk", None):
+            raise ApplicationError("A protected alias moves only on a member's request.",
+                                   kind="permission_denied")
+        return _request_approval(model, alias, version, actor, reason)
+    previous = _alias_apply(model, alias, version)
+    if version is None and previous is None:
+        raise ApplicationError(f"Registered model alias {alias} not found.", kind="not_found")
+    audit_record(org=model.org, actor=actor,
+                 action="registered_model.alias_set" if version else "registered_model.alias_deleted",
+                 target=model, target_label=f"{model.name}@{alias}",
+                 before={"alias": alias, "version": previous},
+                 after={"alias": alias, "version": version.version if version else None})
+    return None
+
+
+def alias_set(*, version: ModelVersion, alias: str, actor: Actor, reason: str = "") -> None:
+    """Point `alias` at `version`. A protected alias is not moved: a request is committed and
+    ApprovalRequired raised after the commit, so the caller can answer with its number."""
+    _validate_alias(alias)
+    with transaction.atomic(durable=True):
+        version = _locked_version(version)
+        approval = _alias_change(model=version.registered_model, alias=alias, version=version,
+                                 actor=actor, reason=reason)
+    if approval is not None:
+        raise ApprovalRequired(approval)
+
+
+def alias_delete(*, model: RegisteredModel, alias: str, actor: Actor, reason: str = "") -> None:
+    with transaction.atomic(durable=True):
+        approval = _alias_change(model=model, alias=alias, version=None, actor=actor,
+                                 reason=reason)
+    if approval is not None:
+        raise ApprovalRequired(approval)
+
+
+@transaction.atomic(durable=True)
+def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
+                    comment: str = "") -> AliasApproval:
+    """Approve (and apply) or reject a pending request; never by the member who asked."""
+    approval = AliasApproval.objects.select_for_update().select_related(
+        "registered_model", "model_version").get(pk=approval.pk)
+    if approval.status != ApprovalStatus.PENDING:
+        raise ApplicationError(f"Approval request #{approval.pk} is {approval.status}, not "
+                               "pending.", kind="conflict")
+    if actor.user is None or approval.requested_by_id == actor.user.pk:
+        raise ApplicationError(f"Approval request #{approval.pk} was made by you; another "
+                               "member with an approving role must decide it.",
+                               kind="permission_denied")
+    model, version = _locked_model(approval.registered_model), approval.model_version
+    if approve and version is not None and (version.deleted or
+                                            version.status != VersionStatus.READY):
+        raise ApplicationError(f"{version.label} is no longer a READY version; the request "
+                               "cannot be approved.", kind="conflict")
+    approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+    approval.decided_by, approval.decided_at, approval.comment = actor.user, timezone.now(), comment
+    approval.save(update_fields=["status", "decided_by", "decided_at", "comment"])
+    after = {"status": approval.status, "comment": comment, "alias": approval.alias,
+             "version": version.version if version else None}
+    if approve:
+        after["previous_version"] = _alias_apply(model, approval.alias, version)
+    audit_record(org=approval.org, actor=actor,
+                 action="approval.approved" if approve else "approval.rejected",
+                 target=approval, target_label=f"{model.name}@{approval.alias}",
+                 before={"status": ApprovalStatus.PENDING}, after=after)
+    return approval
+
+
+@transaction.atomic(durable=True)
+def approval_cancel(*, approval: AliasApproval, actor: Actor) -> AliasApproval:
+    approval = AliasApproval.objects.select_for_update().get(pk=approval.pk)
+    if approval.status != ApprovalStatus.PENDING:
+        raise ApplicationError(f"Approval request #{approval.pk} is {approval.status}, not "
+                               "pending.", kind="conflict")
+    if actor.user is None or approval.requested_by_id != actor.user.pk:
+        raise ApplicationError("Only the member who made a request can withdraw it.",
+                               kind="permission_denied")
+    approval.status, approval.decided_at = ApprovalStatus.CANCELLED, timezone.now()
+    approval.save(update_fields=["status", "decided_at"])
+    audit_record(org=approval.org, actor=actor, action="approval.cancelled", target=approval,
+                 before={"status": ApprovalStatus.PENDING}, after={"status": approval.status})
+    return approval
+
+
+@transaction.atomic(durable=True)
+def protected_alias_add(*, org, alias: str, actor: Actor) -> ProtectedAlias:
+    _validate_alias(alias)
+    if ProtectedAlias.objects.filter(org=org, alias=alias).exists():
+        raise ApplicationError(f"Alias '{alias}' is already protected.", kind="already_exists")
+    protected = ProtectedAlias.objects.create(org=org, alias=alias)
+    audit_record(org=org, actor=actor, action="protected_alias.added", target=protected,
+                 target_label=alias, after={"alias": alias})
+    return protected
+
+
+@transaction.atomic(durable=True)
+def protected_alias_remove(*, protected: ProtectedAlias, actor: Actor) -> None:
+    protected = ProtectedAlias.objects.select_for_update().get(pk=protected.pk)
+    cancelled = _cancel_pending(AliasApproval.objects.filter(org=protected.org_id,
+                                                             alias=protected.alias),
+                                actor, "alias no longer protected")
+    audit_record(org=protected.org, actor=actor, action="protected_alias.removed",
+                 target=protected, target_label=protected.alias,
+                 before={"alias": protected.alias}, after={"approvals_cancelled": cancelled})
+    protected.delete()
+
+
+# --- packaging state (models_registry/packaging.py drives these) -------------------------------
+
+@transaction.atomic(durable=True)
+def packaging_claim(*, version_pk: int, lease_seconds: int, actor: Actor) -> tuple | None:
+    """Take the job: (version, attempt), or None when it is done or another attempt holds a
+    live lease. A version whose lease ran out (its worker died) is taken over."""
+    version = ModelVersion.objects.select_for_update().select_related("registered_model") \
+        .filter(pk=version_pk).first()
+    now = timezone.now()
+    if version is None or version.status != VersionStatus.PENDING_REGISTRATION:
+        return None
+    if version.packaging_lease_until is not None and version.packaging_lease_until > now:
+        return None
+    version.packaging_attempt += 1
+    version.packaging_lease_until = now + timezone.timedelta(seconds=lease_seconds)
+    version.save(update_fields=["packaging_attempt", "packaging_lease_until"])
+    audit_record(org=version.org, actor=actor, action="model_version.packaging_started",
+                 target=version, target_label=version.label,
+                 after={"attempt": version.packaging_attempt})
+    return version, version.packaging_attempt
+
+
+def _still_holding(version_pk: int, attempt: int) -> ModelVersion | None:
+    version = ModelVersion.objects.select_for_update().select_related("registered_model") \
+        .get(pk=version_pk)
+    if version.status != VersionStatus.PENDING_REGISTRATION or \
+            version.packaging_attempt != attempt:
+        return None  # finished by, or handed to, another attempt meanwhile
+    return version
+
+
+@transaction.atomic(durable=True)
+def packaging_finish(*, version_pk: int, attempt: int, package_path: str, digest: str,
+                     manifest: dict, actor: Actor) -> ModelVersion | None:
+    version = _still_holding(version_pk, attempt)
+    if version is None:
+        return None
+    version.status, version.status_message = VersionStatus.READY, ""
+    version.package_path, version.package_digest, version.manifest = package_path, digest, manifest
+    version.packaging_lease_until = None
+    version.last_updated_timestamp = now_ms()
+    version.save(update_fields=["status", "status_message", "package_path", "package_digest",
+                                "manifest", "packaging_lease_until", "last_updated_timestamp"])
+    audit_record(org=version.org, actor=actor, action="model_version.packaged", target=version,
+                 target_label=version.label, before={"status": VersionStatus.PENDING_REGISTRATION},
+                 after={"status": VersionStatus.READY, "package_digest": digest,
+                        "files": len(manifest.get("files", [])), "attempt": attempt})
+    return version
+
+
+@transaction.atomic(durable=True)
+def packaging_fail(*, version_pk: int, attempt: int, reason: str,
+                   actor: Actor) -> ModelVersion | None:
+    version = _still_holding(version_pk, attempt)
+    if version is None:
+        return None
+    version.status, version.status_message = VersionStatus.FAILED_REGISTRATION, reason[:4000]
+    version.packaging_lease_until = None
+    version.last_updated_timestamp = now_ms()
+    version.save(update_fields=["status", "status_message", "packaging_lease_until",
+                                "last_updated_timestamp"])
+    audit_record(org=version.org, actor=actor, action="model_version.packaging_failed",
+                 target=version, target_label=version.label,
+                 before={"status": VersionStatus.PENDING_REGISTRATION},
+                 after={"status": VersionStatus.FAILED_REGISTRATION, "reason": reason[:4000],
+                        "attempt": attempt})
+    return version
+
+
+@transaction.atomic(durable=True)
+def packaging_release(*, version_pk: int, attempt: int, error: str,
+                      actor: Actor) -> ModelVersion | None:
+    """Give the job back after an unexpected error (storage, database), for a retry."""
+    version = _still_holding(version_pk, attempt)
+    if version is None:
+        return None
+    version.packaging_lease_until = None
+    version.save(update_fields=["packaging_lease_until"])
+    audit_record(org=version.org, actor=actor, action="model_version.packaging_interrupted",
+                 target=version, target_label=version.label,
+                 after={"attempt": attempt, "error": error[:2000]})
+    return version
