@@ -49,9 +49,10 @@ def source_resolve(*, org, source: str, run_id: str = "", model_id: str = "") ->
     if parsed.scheme == "models":
         logged = logged_model_get(org=org, model_id=(parsed.netloc + parsed.path).strip("/"))
         path = _stored_path(logged.artifact_uri)
-    elif parsed.scheme == "runs":
-        run = run_get(org=org, run_id=parsed.netloc)
-        path = posixpath.join(_stored_path(run.artifact_uri), artifact_path_clean(parsed.path.lstrip("/")))
+    elif parsed.scheme == "runs":  # runs:/<run id>/<path> (one slash, so no netloc)
+        run_part, _, inner = (parsed.netloc + parsed.path).strip("/").partition("/")
+        run = run_get(org=org, run_id=run_part)
+        path = posixpath.join(_stored_path(run.artifact_uri), artifact_path_clean(inner))
     else:
         path = _stored_path(source)
     location = artifact_locate(org=org, path=path.rstrip("/"))

@@ -1,6 +1,7 @@
 """Fixtures for the registry: real sklearn models logged and registered with the real client,
 packaged by a real worker (tests.conftest.live_worker) on the test broker."""
 
+import io
 import time
 
 import pytest
@@ -66,5 +67,82 @@ def registered(live_worker, mlflow_as, personas):  # noqa: F811  (the imported f
         created = mlflow.register_model(info.model_uri, name, await_registration_for=120)
         # register_model waits for READY but returns the version as it was created
         return mlflow.MlflowClient().get_model_version(name, created.version)
+
+    return make
+
+
+def save_model_dir(kind: str, target) -> None:
+    """A real sklearn model directory (MLmodel, model, input example) at `target`."""
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = training_data()
+    extra = {}
+    if kind == "logistic":
+        model = LogisticRegression(max_iter=500)
+    else:
+        model = DecisionTreeClassifier(max_depth=3, random_state=0)
+        extra["skops_trusted_types"] = ["sklearn.tree._tree.Tree"]
+    model.fit(x, y)
+    mlflow.sklearn.save_model(model, str(target), input_example=x.head(5), **extra)
+
+
+def upload_dir(org, local, prefix: str, actor) -> None:
+    from pathlib import Path
+
+    from tracking.artifacts import artifact_upload
+
+    for path in sorted(Path(local).rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            artifact_upload(org=org, path=f"{prefix}/{path.relative_to(local).as_posix()}",
+                            stream=io.BytesIO(data), length=len(data), actor=actor)
+
+
+def package_now(version) -> None:
+    """Package a version in this process, as the worker would (the verification child process
+    included), for tests that need a READY version without a worker."""
+    from models_registry.packaging import package
+
+    assert package(version.pk) == "ready", version.label
+
+
+@pytest.fixture(scope="session")
+def saved_models(tmp_path_factory) -> dict:
+    """One saved model directory per kind for the whole session (same files, same digest)."""
+    root = tmp_path_factory.mktemp("saved-models")
+    dirs = {}
+    for kind in ("logistic", "tree"):
+        save_model_dir(kind, root / kind)
+        dirs[kind] = root / kind
+    return dirs
+
+
+@pytest.fixture
+def make_version(saved_models):
+    """`make_version(org, name, kind="logistic", ready=True)` -> a ModelVersion of a real sklearn
+    model, logged to a run of the org's Default experiment and (by default) packaged."""
+    from audit.actors import Actor
+    from models_registry import services as registry
+    from models_registry.models import RegisteredModel
+    from tracking.selectors import experiment_get
+    from tracking.services import runs as run_services
+
+    actor = Actor.command("test-setup")
+
+    def make(org, name: str = "credit-risk", kind: str = "logistic", ready: bool = True):
+        local = saved_models[kind]
+        run = run_services.run_create(experiment=experiment_get(org=org, experiment_id="0"),
+                                      actor=actor, run_name=f"train-{kind}")
+        upload_dir(org, local, f"0/{run.run_uuid}/artifacts/model", actor)
+        model = RegisteredModel.objects.filter(org=org, name=name, deleted=False).first() or \
+            registry.registered_model_create(org=org, name=name, actor=actor)
+        version = registry.model_version_create(model=model, actor=actor,
+                                                source=f"runs:/{run.run_uuid}/model")
+        if ready:
+            package_now(version)
+            version.refresh_from_db()
+        return version
 
     return make
