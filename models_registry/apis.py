@@ -1,6 +1,8 @@
 """Native API of the registry: scoring with decision records, approvals of protected aliases,
 decisions, and package downloads. The MLflow protocol lives in mlflow_api.py."""
 
+import math
+
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -36,6 +38,7 @@ class DecisionFieldsSerializer(serializers.Serializer):
     subjects = serializers.ListField(child=serializers.CharField(max_length=500), required=False,
                                      help_text="one customer identifier per input row")
     purpose = serializers.CharField(required=False, max_length=500)
+    params = serializers.DictField(required=False, help_text="inference parameters")
     legal_basis = serializers.CharField(required=False, max_length=500, default="")
     art22_ground = serializers.CharField(required=False, max_length=500, default="")
     feature_pipeline_version = serializers.CharField(required=False, max_length=200, default="")
@@ -64,7 +67,6 @@ class PredictInputSerializer(DecisionFieldsSerializer):
     dataframe_records = serializers.JSONField(required=False)
     instances = serializers.JSONField(required=False)
     inputs = serializers.JSONField(required=False)
-    params = serializers.DictField(required=False)
 
 
 class ScoredModelSerializer(serializers.Serializer):
@@ -101,9 +103,11 @@ def _rows(data) -> list:
 
 
 def _plain(value):
-    """numpy scalars and the like as JSON values."""
+    """numpy scalars and the like as JSON values; a missing (NaN) value as null."""
     if hasattr(value, "item"):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -126,7 +130,10 @@ class _PredictApi(OrgApi):
     def score(self, request, version: ModelVersion, alias: str = "") -> Response:
         if not isinstance(request.data, dict):
             raise ApplicationError("The body must be a JSON object.", kind="invalid")
-        fields = PredictInputSerializer(data=request.data)
+        # The data itself is parsed (and checked) by MLflow's parser below; validating it
+        # here too would re-encode every row.
+        fields = DecisionFieldsSerializer(data={k: v for k, v in request.data.items()
+                                                if k not in scoring.INPUT_FORMATS})
         fields.is_valid(raise_exception=True)
         fields = fields.validated_data
         subjects = fields.get("subjects") or ([fields["subject"]] if "subject" in fields else [])
@@ -136,12 +143,12 @@ class _PredictApi(OrgApi):
         require_ready(version)
         loaded = scoring.CACHE.get(version)
         data = scoring.parse_input(loaded, request.data)
-        rows = _rows(data)
+        rows = _rows(data) if subjects else []
         if subjects and len(subjects) != len(rows):
             raise ApplicationError(f"{len(subjects)} subject(s) for {len(rows)} input row(s); "
                                    "send one per row.", kind="invalid",
                                    fields={"subjects": ["one per input row"]})
-        predictions = _plain(scoring.predict(loaded, data, fields.get("params")))
+        predictions = _plain(scoring.predict(loaded, data, request.data.get("params")))
         body = {"predictions": predictions,
                 "model": {"name": version.registered_model.name, "version": version.version,
                           "alias": alias, "package_digest": version.package_digest}}
@@ -432,8 +439,9 @@ class DecisionListApi(OrgApi):
         data = filters.validated_data
         found = self.scoped(Decision).order_by("-created_at", "-pk")
         if "subject" in data:
-            found = found.filter(subject_ref=decision_services.subject_ref(self.org,
-                                                                           data["subject"]))
+            # Matched by its HMAC; an organization without a key has recorded no one.
+            ref = decision_services.subject_ref_lookup(self.org, data["subject"])
+            found = found.filter(subject_ref=ref) if ref else found.none()
         if "model" in data:
             found = found.filter(model_name=data["model"])
         if "version" in data:

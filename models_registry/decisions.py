@@ -8,6 +8,7 @@ change, recorded with one audit event that lists their ids and a digest of their
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -23,23 +24,55 @@ from models_registry.models import Decision, DecisionSource, ModelVersion, Subje
 SYSTEM = Actor(kind="system", label="ledgerflow")
 
 
-def _subject_key(org) -> bytes:
+def _subject_key(org, *, create: bool = True) -> bytes | None:
+    """The organization's key; made on first use inside the caller's transaction (so a write
+    that fails leaves no key behind), or None when `create` is off and there is none yet."""
     found = SubjectKey.objects.filter(org=org).values_list("key", flat=True).first()
-    if found is not None:
-        return bytes(found)
+    if found is not None or not create:
+        return bytes(found) if found is not None else None
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic():  # a savepoint: a concurrent first use may win the race
             key = SubjectKey.objects.create(org=org, key=secrets.token_bytes(32))
-            audit_record(org=org, actor=SYSTEM, action="subject_key.created", target=key,
-                         target_label="subject reference key")
-            return bytes(key.key)
-    except IntegrityError:  # made by a concurrent request
+    except IntegrityError:
         return bytes(SubjectKey.objects.get(org=org).key)
+    audit_record(org=org, actor=SYSTEM, action="subject_key.created", target=key,
+                 target_label="subject reference key")
+    return bytes(key.key)
 
 
-def subject_ref(org, subject: str) -> str:
-    """The pseudonymous reference of a customer identifier in `org`."""
-    return hmac.new(_subject_key(org), subject.encode(), hashlib.sha256).hexdigest()
+def _hmac(key: bytes, subject: str) -> str:
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+
+
+def subject_ref_lookup(org, subject: str) -> str | None:
+    """The pseudonymous reference of a customer identifier in `org`, for reads: None when the
+    organization has never recorded a decision (and so has no key yet)."""
+    key = _subject_key(org, create=False)
+    return _hmac(key, subject) if key is not None else None
+
+
+def json_problem(value, path: str = "") -> str | None:
+    """Why `value` cannot be stored and hashed as JSON (None when it can): non-finite numbers,
+    integers beyond JSON's exact range (RFC 8785 hashes them as doubles), NUL characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'value'}: {value} is not a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
+        return f"{path or 'value'}: {value} is beyond the exact integer range of JSON (2^53)"
+    if isinstance(value, str) and "\x00" in value:
+        return f"{path or 'value'}: NUL characters are not allowed"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path or 'value'}: NUL characters are not allowed in keys"
+        problem = json_problem(item, f"{path}.{key}" if path else str(key))
+        if problem:
+            return problem
+    return None
 
 
 @dataclass
@@ -84,11 +117,29 @@ def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], 
     if not version.package_digest:
         raise ApplicationError(f"{version.label} has no READY package; decisions need one.",
                                kind="conflict")
-    key = _subject_key(org)
+    for index, item in enumerate(items):
+        for name in ("inputs", "prediction", "provenance", "reference", "contributions",
+                     "recipients"):
+            problem = json_problem(getattr(item, name), f"{index}.{name}")
+            if problem:
+                raise ApplicationError(f"Decision {problem}.", kind="invalid")
     now = timezone.now()
-    rows = [Decision(
+    with transaction.atomic(durable=True):
+        key = _subject_key(org)
+        rows = _decisions(org, version, items, key, source, alias, now)
+        Decision.objects.bulk_create(rows)
+        audit_record(org=org, actor=actor, action=f"decisions.{source}", target=version,
+                     target_label=version.label,
+                     after={"count": len(rows), "package_digest": version.package_digest,
+                            "decision_ids": [str(d.decision_id) for d in rows],
+                            "records_digest": _record_digest(rows)})
+    return rows
+
+
+def _decisions(org, version, items, key, source, alias, now) -> list[Decision]:
+    return [Decision(
         org=org, created_at=item.created_at or now, source=source,
-        subject_ref=hmac.new(key, item.subject.encode(), hashlib.sha256).hexdigest(),
+        subject_ref=_hmac(key, item.subject),
         purpose=item.purpose, legal_basis=item.legal_basis, art22_ground=item.art22_ground,
         model_version=version, model_name=version.registered_model.name,
         model_version_number=version.version, package_digest=version.package_digest,
@@ -101,14 +152,6 @@ def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], 
         reference=item.reference or {}, recipients=item.recipients or [],
         reviewer=item.reviewer, review_action=item.review_action,
         reviewed_at=item.reviewed_at) for item in items]
-    with transaction.atomic(durable=True):
-        Decision.objects.bulk_create(rows)
-        audit_record(org=org, actor=actor, action=f"decisions.{source}", target=version,
-                     target_label=version.label,
-                     after={"count": len(rows), "package_digest": version.package_digest,
-                            "decision_ids": [str(d.decision_id) for d in rows],
-                            "records_digest": _record_digest(rows)})
-    return rows
 
 
 @transaction.atomic(durable=True)

@@ -3,12 +3,19 @@
 Adapters only: read the request, call selectors/services, shape MLflow's JSON.
 """
 
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef, Q
+from mlflow.entities.model_registry.prompt_version import IS_PROMPT_TAG_KEY
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils
 
 from models_registry import selectors, services
-from models_registry.models import ModelVersion, RegisteredModel, Stage
+from models_registry.models import (
+    ModelVersion,
+    ModelVersionTag,
+    RegisteredModel,
+    RegisteredModelTag,
+    Stage,
+)
 from tenancy.roles import Capability
 from tracking import search
 from tracking.mlflow_api import serialize
@@ -18,7 +25,9 @@ from tracking.mlflow_api.views import Context, rpc
 
 WRITE = Capability.WRITE
 REGISTRY_MOUNT = "registry"
-SEARCH_MAX_RESULTS = 1000
+# MLflow's limits: registered models 1000 a page; versions 200,000 (the client asks 10,000).
+MODELS_MAX_RESULTS = 1000
+VERSIONS_MAX_RESULTS = 200_000
 
 
 # --- JSON shapes ---------------------------------------------------------------------------------
@@ -189,13 +198,16 @@ def _string_term(field: str, comparator: str, value) -> Q:
     return ~q if comparator == "NOT IN" else q
 
 
-def _tag_term(tags_relation: str, key: str, comparator: str, value) -> Q:
+def _tag_term(tag_model, owner: str, key: str, comparator: str, value) -> Q:
+    """EXISTS (a tag of this key whose value matches). As in MLflow, an owner without the tag
+    matches no comparison, except the prompt marker the client adds to every search
+    (`tags.mlflow.prompt.is_prompt != 'true'`), which models without it pass."""
     if comparator not in ("=", "!=", "LIKE", "ILIKE"):
         raise MlflowError(f"Invalid comparator '{comparator}' for a tag.")
-    match = Q(**{f"{tags_relation}__key": key})
-    if comparator == "!=":
-        return Q(**{f"{tags_relation}__key": key}) & ~Q(**{f"{tags_relation}__value": value})
-    return match & _string_term(f"{tags_relation}__value", comparator, value)
+    tags = tag_model.objects.filter(**{owner: OuterRef("pk")}, key=key)
+    if key == IS_PROMPT_TAG_KEY and (comparator, value) in (("!=", "true"), ("=", "false")):
+        return ~Exists(tags.filter(value="true"))
+    return Q(Exists(tags.filter(_string_term("value", comparator, value))))
 
 
 def _order(parse, order_by: list, default: list[str], fields: dict) -> list[str]:
@@ -219,7 +231,8 @@ def search_models(ctx: Context, req: MlflowRequest):
         if kind == "attribute" and key == "name":
             models = models.filter(_string_term("name", comparator, value))
         elif kind == "tag":
-            models = models.filter(_tag_term("tags", key, comparator, value))
+            models = models.filter(_tag_term(RegisteredModelTag, "registered_model", key,
+                                                    comparator, value))
         else:
             raise MlflowError(f"Invalid attribute key '{key}' specified. Valid keys are "
                               "'['name']'")
@@ -228,18 +241,11 @@ def search_models(ctx: Context, req: MlflowRequest):
                       {"name": "name", "creation_timestamp": "creation_timestamp",
                        "last_updated_timestamp": "last_updated_timestamp",
                        "timestamp": "creation_timestamp"})
-    page, token = search.paginate(models.distinct().order_by(*ordering),
+    page, token = search.paginate(models.order_by(*ordering),
                                   page_token=req.str("page_token", ""),
-                                  max_results=_max_results(req, 100))
+                                  max_results=req.int("max_results", 100),
+                                  most=MODELS_MAX_RESULTS)
     return serialize.page("registered_models", [model_json(m) for m in page], token)
-
-
-def _max_results(req: MlflowRequest, default: int) -> int:
-    value = req.int("max_results", default)
-    if not 0 < value <= SEARCH_MAX_RESULTS:
-        raise MlflowError(f"Invalid value for max_results. It must be at most "
-                          f"{SEARCH_MAX_RESULTS}, but got value {value}")
-    return value
 
 
 # --- model versions -----------------------------------------------------------------------------
@@ -322,7 +328,8 @@ def search_versions(ctx: Context, req: MlflowRequest):
         elif kind == "attribute" and key in VERSION_FIELDS:
             versions = versions.filter(_string_term(VERSION_FIELDS[key], comparator, value))
         elif kind == "tag":
-            versions = versions.filter(_tag_term("tags", key, comparator, value))
+            versions = versions.filter(_tag_term(ModelVersionTag, "model_version", key,
+                                                        comparator, value))
         else:
             raise MlflowError(f"Invalid filter '{req.str('filter')}': unsupported key '{key}'.")
     ordering = _order(SearchModelVersionUtils.parse_order_by_for_search_model_versions,
@@ -331,7 +338,8 @@ def search_versions(ctx: Context, req: MlflowRequest):
                       {"name": "registered_model__name", "version_number": "version",
                        "creation_timestamp": "creation_timestamp",
                        "last_updated_timestamp": "last_updated_timestamp"})
-    page, token = search.paginate(selectors.with_details(versions.distinct()).order_by(*ordering),
+    page, token = search.paginate(selectors.with_details(versions).order_by(*ordering),
                                   page_token=req.str("page_token", ""),
-                                  max_results=_max_results(req, SEARCH_MAX_RESULTS))
+                                  max_results=req.int("max_results", 10_000),
+                                  most=VERSIONS_MAX_RESULTS)
     return serialize.page("model_versions", [version_json(v) for v in page], token)

@@ -51,19 +51,33 @@ class ModelCache:
 
     def __init__(self):
         self._models: OrderedDict[str, Loaded] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts, never held while loading
+        self._loading: dict[str, threading.Lock] = {}
 
-    def get(self, version: ModelVersion) -> Loaded:
-        digest = version.package_digest
+    def _cached(self, digest: str) -> Loaded | None:
         with self._lock:
             if digest in self._models:
                 self._models.move_to_end(digest)
                 return self._models[digest]
-            loaded = self._load(version)  # under the lock: one load per model at a time
-            self._models[digest] = loaded
-            while len(self._models) > max(1, settings.LEDGERFLOW_SCORING_CACHE_SIZE):
-                self._models.popitem(last=False)
+            return None
+
+    def get(self, version: ModelVersion) -> Loaded:
+        digest = version.package_digest
+        loaded = self._cached(digest)
+        if loaded is not None:
             return loaded
+        with self._lock:
+            gate = self._loading.setdefault(digest, threading.Lock())
+        with gate:  # one load per model; requests for other models go on meanwhile
+            loaded = self._cached(digest)
+            if loaded is None:
+                loaded = self._load(version)
+                with self._lock:
+                    self._models[digest] = loaded
+                    while len(self._models) > max(1, settings.LEDGERFLOW_SCORING_CACHE_SIZE):
+                        self._models.popitem(last=False)
+                    self._loading.pop(digest, None)
+        return loaded
 
     def clear(self) -> None:
         with self._lock:

@@ -417,7 +417,7 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor: Actor, reason: st
 def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
                     comment: str = "") -> AliasApproval:
     """Approve (and apply) or reject a pending request; never by the member who asked."""
-    approval = AliasApproval.objects.select_for_update().select_related(
+    approval = AliasApproval.objects.select_for_update(of=("self",)).select_related(
         "registered_model", "model_version").get(pk=approval.pk)
     if approval.status != ApprovalStatus.PENDING:
         raise ApplicationError(f"Approval request #{approval.pk} is {approval.status}, not "
@@ -447,7 +447,8 @@ def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
 
 @transaction.atomic(durable=True)
 def approval_cancel(*, approval: AliasApproval, actor: Actor) -> AliasApproval:
-    approval = AliasApproval.objects.select_for_update().get(pk=approval.pk)
+    approval = AliasApproval.objects.select_for_update(of=("self",)) \
+        .select_related("registered_model").get(pk=approval.pk)
     if approval.status != ApprovalStatus.PENDING:
         raise ApplicationError(f"Approval request #{approval.pk} is {approval.status}, not "
                                "pending.", kind="conflict")
@@ -457,6 +458,7 @@ def approval_cancel(*, approval: AliasApproval, actor: Actor) -> AliasApproval:
     approval.status, approval.decided_at = ApprovalStatus.CANCELLED, timezone.now()
     approval.save(update_fields=["status", "decided_at"])
     audit_record(org=approval.org, actor=actor, action="approval.cancelled", target=approval,
+                 target_label=f"{approval.registered_model.name}@{approval.alias}",
                  before={"status": ApprovalStatus.PENDING}, after={"status": approval.status})
     return approval
 

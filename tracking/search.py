@@ -65,20 +65,22 @@ def _decode_token(token: str) -> int:
     return offset
 
 
-def _max_results(value: int) -> int:
-    if not 0 < value <= MAX_RESULTS:
+def _max_results(value: int, most: int = MAX_RESULTS) -> int:
+    if not 0 < value <= most:
         raise invalid(f"Invalid value {value} for parameter 'max_results' supplied. It must be "
-                      f"at most {MAX_RESULTS}, and greater than 0.")
+                      f"at most {most}, and greater than 0.")
     return value
 
 
-def paginate(rows, *, page_token: str, max_results: int | None) -> tuple[list, str]:
+def paginate(rows, *, page_token: str, max_results: int | None,
+             most: int = MAX_RESULTS) -> tuple[list, str]:
     """One page of an ordered queryset and the opaque token of the next (offset-based, as
-    MLflow's own stores do); `max_results=None` means everything from the token on."""
+    MLflow's own stores do); `max_results=None` means everything from the token on, and
+    `most` is the largest page the caller allows."""
     offset = _decode_token(page_token)
     if max_results is None:
         return list(rows[offset:]), ""
-    limit = _max_results(max_results)
+    limit = _max_results(max_results, most)
     page = list(rows[offset: offset + limit + 1])
     return page[:limit], _encode_token(offset + limit) if len(page) > limit else ""
 

@@ -5,7 +5,7 @@ import mlflow.pyfunc
 import pytest
 
 from models_registry.models import ModelVersion
-from tests.models_registry.conftest import training_data
+from tests.models_registry.conftest import log_model, training_data, wait_status
 
 pytestmark = pytest.mark.postgres_only
 
@@ -33,3 +33,156 @@ def test_register_package_and_load_by_version_and_alias(registered, mlflow_as, p
     # The client downloads the package, not the run's files.
     uri = client.get_model_version_download_uri("credit-risk", "1")
     assert uri == f"mlflow-artifacts:/registry/{stored.uuid}"
+
+
+def _register_dir(tmp_path, files: dict[str, str], name: str):
+    """Log a directory with these files in a run and register it with the client."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for path, text in files.items():
+        (folder / path).write_text(text)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), artifact_path="model")
+    client = mlflow.MlflowClient()
+    client.create_registered_model(name)
+    return client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id,
+                                        await_creation_for=120)
+
+
+@pytest.mark.parametrize(("files", "reason"), [
+    ({"MLmodel": "flavors: [not: a mapping\n"}, "MLmodel cannot be read"),
+    ({"MLmodel": "flavors:\n  sklearn:\n    pickled_model: model.pkl\n"},
+     "no python_function flavor"),
+    ({"MLmodel": "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                 "    model_path: missing.pkl\n"}, "could not be loaded as python_function"),
+    ({"conda.yaml": "name: x\n"}, "no MLmodel file"),
+])
+def test_a_broken_model_fails_registration_with_its_reason(live_worker, mlflow_as, personas,
+                                                           tmp_path, files, reason):
+    client = mlflow_as(personas.alice)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="FAILED_REGISTRATION"):
+        _register_dir(tmp_path, files, "broken")
+    version = client.get_model_version("broken", "1")
+    assert version.status == "FAILED_REGISTRATION"
+    assert reason in version.status_message
+    stored = ModelVersion.objects.get(registered_model__name="broken")
+    assert stored.package_digest == "" and stored.package_path == ""
+
+
+def test_a_run_that_backs_a_version_cannot_be_deleted(registered, mlflow_as, personas):
+    version = registered("logistic", "credit-risk")
+    client = mlflow_as(personas.alice)
+    with pytest.raises(mlflow.exceptions.MlflowException,
+                       match="backs registered model versions") as refused:
+        client.delete_run(version.run_id)
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert client.get_run(version.run_id).info.lifecycle_stage == "active"
+    client.delete_model_version("credit-risk", version.version)
+    client.delete_run(version.run_id)
+    # the package outlives the run and the version's listing
+    assert ModelVersion.objects.get(registered_model__name="credit-risk").package_digest
+
+
+def test_registry_reads_search_and_stages_through_the_client(registered, mlflow_as, personas):
+    first = registered("logistic", "credit-risk")
+    registered("tree", "credit-risk")
+    registered("logistic", "fraud")
+    client = mlflow_as(personas.alice)
+    client.set_registered_model_tag("fraud", "team", "aml")
+    client.set_model_version_tag("credit-risk", "2", "validated", "yes")
+    assert [m.name for m in client.search_registered_models(filter_string="name LIKE 'cred%'")] \
+        == ["credit-risk"]
+    assert [m.name for m in client.search_registered_models(filter_string="tags.team = 'aml'")] \
+        == ["fraud"]
+    found = client.search_model_versions(f"run_id = '{first.run_id}'")
+    assert [(v.name, v.version) for v in found] == [("credit-risk", "1")]
+    found = client.search_model_versions("name = 'credit-risk' and tags.validated = 'yes'")
+    assert [v.version for v in found] == ["2"]
+    client.transition_model_version_stage("credit-risk", "1", "Production")
+    client.transition_model_version_stage("credit-risk", "2", "Production",
+                                          archive_existing_versions=True)
+    stages = {v.version: v.current_stage for v in client.search_model_versions("name='credit-risk'")}
+    assert stages == {"1": "Archived", "2": "Production"}
+    assert [v.version for v in client.get_latest_versions("credit-risk", ["Production"])] == ["2"]
+    client.rename_registered_model("credit-risk", "credit-risk-v2")
+    assert client.get_model_version("credit-risk-v2", "2").current_stage == "Production"
+    assert mlflow.pyfunc.load_model("models:/credit-risk-v2/2") is not None
+    # other organizations see none of it
+    other = mlflow_as(personas.charlie)
+    assert other.search_registered_models() == []
+    assert other.search_model_versions("name = 'fraud'") == []
+
+
+def _worker(env, queues: str, *extra):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
+         "--concurrency", "1", "--queues", queues, "--hostname", f"pkg{len(extra)}@%h",
+         *extra], cwd=Path(__file__).resolve().parents[2], env=env, start_new_session=True)
+
+
+def _stop(proc, sig) -> None:
+    import os
+    import subprocess
+
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def test_a_worker_killed_mid_packaging_leaves_the_version_to_the_next(worker_env, mlflow_as,
+                                                                      personas, tmp_path):
+    import signal
+    import time
+
+    from audit.models import AuditEvent
+
+    env = {**worker_env, "LEDGERFLOW_PACKAGING_LEASE_SECONDS": "4",
+           "LEDGERFLOW_PACKAGING_SWEEP_INTERVAL": "1"}
+    client = mlflow_as(personas.alice)
+    info = log_model("logistic")
+    first = _worker(env, "packaging")
+    try:
+        created = mlflow.register_model(info.model_uri, "credit-risk", await_registration_for=0)
+        deadline = time.monotonic() + 60
+        while ModelVersion.objects.get().packaging_attempt == 0:
+            assert time.monotonic() < deadline, "the first worker never took the job"
+            time.sleep(0.05)
+    finally:
+        _stop(first, signal.SIGKILL)  # the whole worker, mid-task: no ack, no cleanup
+    assert ModelVersion.objects.get().status == "PENDING_REGISTRATION"
+
+    # the sweeper runs on beat and the default queue, as in production
+    second = _worker(env, "packaging,default", "--beat", "--schedule",
+                     str(tmp_path / "beat-schedule"))
+    try:
+        version = wait_status(client, "credit-risk", created.version, timeout=120)
+    finally:
+        _stop(second, signal.SIGTERM)
+    assert version.status == "READY", version.status_message
+    stored = ModelVersion.objects.get()
+    assert stored.packaging_attempt >= 2
+    actions = list(AuditEvent.objects.filter(target_type="modelversion", target_id=str(stored.pk))
+                   .order_by("seq").values_list("action", flat=True))
+    assert actions.count("model_version.packaging_started") == stored.packaging_attempt
+    assert actions[-1] == "model_version.packaged"
+    assert actions.count("model_version.packaged") == 1
+
+
+def test_a_task_delivered_twice_packages_once(make_version, personas):
+    from models_registry.packaging import package
+
+    version = make_version(personas.org_a, "credit-risk")
+    digest = version.package_digest
+    assert package(version.pk) == "skipped"
+    version.refresh_from_db()
+    assert version.package_digest == digest
