@@ -352,7 +352,7 @@ def _alias_apply(model: RegisteredModel, alias: str, version: ModelVersion | Non
     return previous
 
 
-def _validate_alias(alias: str) -> None:
+def validate_alias(alias: str) -> None:
     _mlflow_checked(mlflow_validation._validate_model_alias_name, alias)
     _mlflow_checked(mlflow_validation._validate_model_alias_name_reserved, alias)
 
@@ -396,7 +396,7 @@ def _alias_change(*, model, alias, version, actor, reason) -> AliasApproval | No
 def alias_set(*, version: ModelVersion, alias: str, actor: Actor, reason: str = "") -> None:
     """Point `alias` at `version`. A protected alias is not moved: a request is committed and
     ApprovalRequired raised after the commit, so the caller can answer with its number."""
-    _validate_alias(alias)
+    validate_alias(alias)
     with transaction.atomic(durable=True):
         version = _locked_version(version)
         approval = _alias_change(model=version.registered_model, alias=alias, version=version,
@@ -465,7 +465,7 @@ def approval_cancel(*, approval: AliasApproval, actor: Actor) -> AliasApproval:
 
 @transaction.atomic(durable=True)
 def protected_alias_add(*, org, alias: str, actor: Actor) -> ProtectedAlias:
-    _validate_alias(alias)
+    validate_alias(alias)
     if ProtectedAlias.objects.filter(org=org, alias=alias).exists():
         raise ApplicationError(f"Alias '{alias}' is already protected.", kind="already_exists")
     protected = ProtectedAlias.objects.create(org=org, alias=alias)
