@@ -4,6 +4,7 @@ decisions, and package downloads. The MLflow protocol lives in mlflow_api.py."""
 import math
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
@@ -213,7 +214,7 @@ class PackageApi(OrgApi):
 
 
 class ManifestApi(OrgApi):
-    @extend_schema(responses=serializers.JSONField(),
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
                    summary="The package manifest: every file's SHA-256 and the package digest")
     def get(self, request, name: str, version: str):
         model_version = selectors.model_version_get(org=self.org, name=name, version=version)

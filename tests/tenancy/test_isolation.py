@@ -19,6 +19,7 @@ from audit.services import checkpoint_create
 from tenancy.models import ApiToken, Membership, User
 
 MISSING_ID = 987654321
+REGISTRY_TESTS = "tests/models_registry/test_native_api.py"
 # Public: the OpenAPI schema, its viewer and the checkpoint signing key.
 NOT_TENANT_ROUTES = {"schema/", "docs/", "audit/public-key/"}
 
@@ -30,6 +31,9 @@ class Endpoint:
     target: Callable | None = None
     body: dict | None = None  # a valid body, so a refusal cannot be blamed on validation
     query: str = ""  # for a route without an id: what a valid GET needs
+    # Routes whose ids are names or uuids, or whose objects need a packaged model, have their
+    # isolation and bad-input tests in that file instead of the generic ones below.
+    elsewhere: str = ""
 
 
 def last_seq_of_org_a(p) -> int:
@@ -55,6 +59,23 @@ ENDPOINTS = {
     "audit/checkpoints/<int:tree_size>/": Endpoint(("GET",), checkpoint_of_org_a),
     "audit/consistency/": Endpoint(("GET",), query="?old_size=1&new_size=2"),
     "audit/export/": Endpoint(("GET",)),
+    "approvals/": Endpoint(("GET", "POST")),
+    "protected-aliases/": Endpoint(("GET", "POST")),
+    "decisions/": Endpoint(("GET", "POST")),
+    **{route: Endpoint(methods, elsewhere=REGISTRY_TESTS) for route, methods in [
+        ("approvals/<int:approval_id>/", ("GET",)),
+        ("approvals/<int:approval_id>/approve", ("POST",)),
+        ("approvals/<int:approval_id>/reject", ("POST",)),
+        ("approvals/<int:approval_id>/cancel", ("POST",)),
+        ("protected-aliases/<int:protected_id>/", ("DELETE",)),
+        ("decisions/<uuid:decision_id>/", ("GET",)),
+        ("decisions/<uuid:decision_id>/review", ("POST",)),
+        ("models/<str:name>/versions/<str:version>/package", ("GET",)),
+        ("models/<str:name>/versions/<str:version>/manifest", ("GET",)),
+    ]},
+    **{route: Endpoint(("POST",), elsewhere="tests/models_registry/test_scoring.py")
+       for route in ("models/<str:name>/versions/<str:version>/predict",
+                     "models/<str:name>/aliases/<str:alias>/predict")},
 }
 DETAIL_CASES = [(route, method) for route, e in ENDPOINTS.items() if e.target for method in e.methods]
 
@@ -101,6 +122,15 @@ def test_every_api_v1_route_is_in_the_endpoints_table():
     assert not set(ENDPOINTS) - routes, "ENDPOINTS lists routes that no longer exist"
 
 
+@pytest.mark.parametrize("route", sorted(r for r, e in ENDPOINTS.items() if e.elsewhere))
+def test_routes_tested_elsewhere_name_a_file_that_calls_them(route):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / ENDPOINTS[route].elsewhere).read_text()
+    last = [part for part in route.strip("/").split("/") if not part.startswith("<")][-1]
+    assert "charlie" in text and last in text
+
+
 @pytest.mark.parametrize("route", sorted(ENDPOINTS))
 def test_the_endpoints_table_lists_exactly_the_methods_each_view_implements(route):
     assert implemented_methods(api_v1_routes()[route]) == set(ENDPOINTS[route].methods)
@@ -136,7 +166,7 @@ def test_charlie_gets_the_same_404_for_org_a_objects_with_an_invalid_body(person
 
 
 @pytest.mark.parametrize("route", [r for r, e in ENDPOINTS.items() if "GET" in e.methods
-                                   and not e.target])
+                                   and not e.target and not e.elsewhere])
 def test_charlies_reads_never_include_org_a_rows(personas, api, route):
     response = api(personas.charlie).get(url(route) + ENDPOINTS[route].query)
     assert response.status_code == 200
