@@ -35,7 +35,9 @@ from tenancy.roles import Role
 from tenancy.services import token_create
 from tests.conftest import SETUP, make_persona
 
-pytestmark = pytest.mark.django_db
+# Isolation and input checks do not depend on the database engine: PostgreSQL only, to keep
+# `make test` short (the SQLite run covers scoring and the registry protocol).
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres_only]
 
 API = "/api/v1"
 MISSING_UUID = "00000000-0000-4000-8000-000000000000"
