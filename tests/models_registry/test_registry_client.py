@@ -24,6 +24,12 @@ def test_register_package_and_load_by_version_and_alias(registered, mlflow_as, p
         by_alias = mlflow.pyfunc.load_model(f"models:/{name}@candidate")
         assert list(by_version.predict(x)) == list(by_alias.predict(x))
 
+    # runs:/<run id>/model finds the run's logged model (MLflow 3) through logged-models/search
+    by_run = mlflow.register_model(f"runs:/{logistic.run_id}/model", "credit-risk",
+                                   await_registration_for=120)
+    assert (by_run.version, by_run.run_id) == ("2", logistic.run_id)
+    assert wait_status(client, "credit-risk", "2").status == "READY"
+
     stored = ModelVersion.objects.get(registered_model__name="credit-risk", version=1)
     assert stored.package_digest.startswith("sha256:")
     paths = {f["path"] for f in stored.manifest["files"]}

@@ -11,12 +11,15 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{DATA_DIR / 'r
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Producer and consumer share one spool folder; the worker moves handled messages aside.
     # Kombu and Celery's file backend expect the folders to exist.
-    for _folder in (_SPOOL / "queue", _SPOOL / "processed", DATA_DIR / "results"):
+    for _folder in (_SPOOL / "queue", _SPOOL / "processed", _SPOOL / "control",
+                    DATA_DIR / "results"):
         _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_SPOOL / "queue"),
         "data_folder_out": str(_SPOOL / "queue"),
         "processed_folder": str(_SPOOL / "processed"),
+        # exchange bindings; kombu's default is "control" in the working directory
+        "control_folder": str(_SPOOL / "control"),
         "store_processed": False,
     }
 else:
