@@ -12,7 +12,9 @@ import math
 import secrets
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+import orjson
+from django.db import IntegrityError, connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -127,13 +129,38 @@ def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], 
     with transaction.atomic(durable=True):
         key = _subject_key(org)
         rows = _decisions(org, version, items, key, source, alias, now)
-        Decision.objects.bulk_create(rows)
+        _insert(rows)
         audit_record(org=org, actor=actor, action=f"decisions.{source}", target=version,
                      target_label=version.label,
                      after={"count": len(rows), "package_digest": version.package_digest,
                             "decision_ids": [str(d.decision_id) for d in rows],
                             "records_digest": _record_digest(rows)})
     return rows
+
+
+def _insert(rows: list[Decision]) -> None:
+    """On PostgreSQL one COPY (a 1,000-row INSERT spends most of its time having psycopg quote
+    each value); elsewhere bulk_create."""
+    if connection.vendor != "postgresql" or len(rows) < 20:
+        Decision.objects.bulk_create(rows)
+        return
+    fields = [f for f in Decision._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(Decision._meta.db_table)
+    with connection.cursor() as cursor, \
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([_copy_value(f, f.pre_save(row, True)) for f in fields])
+
+
+def _copy_value(field, value):
+    if value is None:
+        return None
+    if isinstance(field, JSONField):
+        return orjson.dumps(value).decode()
+    if field.many_to_one:
+        return value
+    return field.get_db_prep_value(value, connection, prepared=False)
 
 
 def _decisions(org, version, items, key, source, alias, now) -> list[Decision]:

@@ -191,3 +191,27 @@ def test_a_version_that_is_not_ready_is_409(api, personas, make_version):
     response = api(personas.alice).post(predict_url(), split(rows(1)), format="json")
     assert response.status_code == 409
     assert "PENDING_REGISTRATION" in response.json()["detail"]
+
+
+def test_a_thousand_rows_are_a_thousand_decisions_under_one_audit_event(api, personas,
+                                                                        logistic):
+    x = rows(1000, seed=5)
+    subjects = [f"customer-{i}" for i in range(1000)]
+    events = AuditEvent.objects.filter(org=personas.org_a).count()
+    response = api(personas.alice).post(predict_url(), {
+        **split(x), "subjects": subjects, "purpose": "portfolio review",
+        "provenance": {"income": "core banking\tsystem"}}, format="json")
+    assert response.status_code == 200, response.content
+    returned = response.json()["decisions"]
+    stored = {str(d.decision_id): d for d in Decision.objects.filter(org=personas.org_a)}
+    assert len(stored) == 1000 and set(stored) == {d["decision_id"] for d in returned}
+    for i in (0, 499, 999):
+        record = stored[returned[i]["decision_id"]]
+        assert record.inputs == pytest.approx(x.iloc[i].to_dict())
+        assert record.raw_score == pytest.approx(returned[i]["raw_score"])
+        assert record.contributions == pytest.approx(returned[i]["contributions"])
+        assert record.provenance == {"income": "core banking\tsystem"}
+        assert record.created_at is not None and record.package_digest == logistic.package_digest
+    assert AuditEvent.objects.filter(org=personas.org_a).count() == events + 2  # key, decisions
+    assert len(AuditEvent.objects.filter(org=personas.org_a).order_by("seq").last()
+               .after["decision_ids"]) == 1000
