@@ -155,17 +155,23 @@ class _PredictApi(OrgApi):
                           "alias": alias, "package_digest": version.package_digest}}
         if subjects:
             body["decisions"] = self._record(version, alias, loaded, data, rows, subjects,
-                                             predictions, fields)
+                                             predictions, fields, request.data.get("params"))
         return Response(body)
 
-    def _record(self, version, alias, loaded, data, rows, subjects, predictions, fields):
+    def _record(self, version, alias, loaded, data, rows, subjects, predictions, fields,
+                request_params):
         explanation = scoring.explain(loaded, data)
+        if fields["threshold"] is not None and None in explanation.scores:
+            raise ApplicationError("A threshold was given, but this model gives no numeric "
+                                   "score to compare it with; nothing was recorded.",
+                                   kind="invalid", fields={"threshold": ["no score to apply"]})
         items = []
         for i, (subject, row) in enumerate(zip(subjects, rows, strict=True)):
             prediction = predictions[i] if len(predictions) == len(rows) else predictions
             score = scoring.finite(explanation.scores[i])
             items.append(decision_services.DecisionInput(
                 subject=subject, inputs=_plain(row), purpose=fields["purpose"],
+                params=request_params,
                 raw_score=score, prediction=prediction,
                 outcome=_outcome(prediction, score, fields),
                 contributions=explanation.contributions[i],
@@ -377,7 +383,8 @@ class DecisionOutputSerializer(serializers.ModelSerializer):
         model = Decision
         fields = ["decision_id", "created_at", "source", "subject_ref", "purpose", "legal_basis",
                   "art22_ground", "model_name", "model_version_number", "package_digest",
-                  "alias", "feature_pipeline_version", "inputs", "provenance", "raw_score",
+                  "alias", "feature_pipeline_version", "inputs", "params", "provenance",
+                  "raw_score",
                   "prediction", "threshold", "policy_version", "outcome", "contributions",
                   "contribution_method", "contribution_scale", "base_value", "reference",
                   "recipients", "reviewer", "review_action", "reviewed_at"]
@@ -387,6 +394,7 @@ class DecisionImportItemSerializer(serializers.Serializer):
     subject = serializers.CharField(max_length=500)
     purpose = serializers.CharField(max_length=500)
     inputs = serializers.DictField()
+    params = serializers.DictField(required=False, default=dict)
     created_at = serializers.DateTimeField(required=False)
     raw_score = serializers.FloatField(required=False, allow_null=True, default=None)
     prediction = serializers.JSONField(required=False, default=None)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -84,6 +85,7 @@ class DecisionInput:
     subject: str
     inputs: dict
     purpose: str
+    params: dict | None = None
     raw_score: float | None = None
     prediction: object = None
     outcome: str = ""
@@ -105,13 +107,24 @@ class DecisionInput:
     reviewed_at: object = None
 
 
+REVIEW_FIELDS = frozenset({"reviewer", "review_action", "reviewed_at"})
+
+
 def _record_digest(decisions: list[Decision]) -> str:
-    body = [{"decision_id": str(d.decision_id), "subject_ref": d.subject_ref,
-             "inputs": d.inputs, "raw_score": d.raw_score, "outcome": d.outcome,
-             "prediction": d.prediction, "contributions": d.contributions,
-             "model": f"{d.model_name}/{d.model_version_number}",
-             "package_digest": d.package_digest} for d in decisions]
+    """SHA-256 over every recorded field but the review (RFC 8785 JSON), for the batch's audit
+    event: a record changed later no longer matches the trail."""
+    fields = [f for f in Decision._meta.concrete_fields
+              if not f.primary_key and f.name not in REVIEW_FIELDS]
+    body = [{f.attname: _digestible(f.value_from_object(d)) for f in fields} for d in decisions]
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def _digestible(value):
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], actor: Actor,
@@ -120,7 +133,7 @@ def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], 
         raise ApplicationError(f"{version.label} has no READY package; decisions need one.",
                                kind="conflict")
     for index, item in enumerate(items):
-        for name in ("inputs", "prediction", "provenance", "reference", "contributions",
+        for name in ("inputs", "params", "prediction", "provenance", "reference", "contributions",
                      "recipients"):
             problem = json_problem(getattr(item, name), f"{index}.{name}")
             if problem:
@@ -171,7 +184,8 @@ def _decisions(org, version, items, key, source, alias, now) -> list[Decision]:
         model_version=version, model_name=version.registered_model.name,
         model_version_number=version.version, package_digest=version.package_digest,
         alias=alias, feature_pipeline_version=item.feature_pipeline_version,
-        inputs=item.inputs, provenance=item.provenance or {}, raw_score=item.raw_score,
+        inputs=item.inputs, params=item.params or {}, provenance=item.provenance or {},
+        raw_score=item.raw_score,
         prediction=item.prediction, threshold=item.threshold,
         policy_version=item.policy_version, outcome=item.outcome,
         contributions=item.contributions or {}, contribution_method=item.contribution_method,

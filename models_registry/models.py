@@ -217,6 +217,7 @@ class Decision(TenantModel):
     alias = models.CharField(max_length=256, blank=True)
     feature_pipeline_version = models.CharField(max_length=200, blank=True)
     inputs = models.JSONField()
+    params = models.JSONField(default=dict, blank=True)  # inference parameters, for replay
     provenance = models.JSONField(default=dict, blank=True)
     raw_score = models.FloatField(null=True, blank=True)
     prediction = models.JSONField(null=True, blank=True)

@@ -12,6 +12,7 @@
    the reason. An attempt that lost its lease writes nothing to the version.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "ledgerflow-manifest.json"
 MANIFEST_FORMAT = "ledgerflow.package/1"
 MAX_PACKAGE_BYTES = 5 * 1024**3
+MAX_PACKAGE_FILES = 10_000
+# What the verification child inherits: no database URL, secret key or storage credentials.
+CHILD_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+MAX_CHILD_OUTPUT = 64 * 1024
 
 
 class PackagingError(Exception):
@@ -78,14 +83,16 @@ def copy_source(org_id: int, source_path: str, target: Path) -> list[dict]:
         digest, size = hashlib.sha256(), 0
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
+        if len(files) >= MAX_PACKAGE_FILES:
+            raise PackagingError(f"The model has more than {MAX_PACKAGE_FILES} files.")
         with storage.open(name, "rb") as src, open(destination, "wb") as out:
             while chunk := src.read(CHUNK_SIZE):
+                total += len(chunk)
+                if total > MAX_PACKAGE_BYTES:  # checked as it streams, not after
+                    raise PackagingError(f"The model is larger than {MAX_PACKAGE_BYTES} bytes.")
                 digest.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
-        total += size
-        if total > MAX_PACKAGE_BYTES:
-            raise PackagingError(f"The model is larger than {MAX_PACKAGE_BYTES} bytes.")
         files.append({"path": relative, "size": size, "sha256": digest.hexdigest()})
     if not files:
         raise PackagingError(f"No files at the model source '{source_path}'.")
@@ -131,29 +138,41 @@ def read_mlmodel(directory: Path) -> dict:
 
 
 def verify_in_child(directory: Path) -> dict:
-    """verify.py in its own process group; killed with its children on timeout."""
+    """verify.py in its own process group, with a scrubbed environment and its output in
+    files (read up to MAX_CHILD_OUTPUT); killed with its children on timeout."""
     timeout = settings.LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT
-    proc = subprocess.Popen([sys.executable, "-m", "models_registry.verify", str(directory)],  # noqa: S603
-                            cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise PackagingError(f"Loading and scoring the model took longer than {timeout} s.") \
-            from None
-    lines = [line for line in out.splitlines() if line.startswith("{")]
+    env = {k: v for k, v in os.environ.items() if k in CHILD_ENV_KEEP}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "models_registry.verify", str(directory)], cwd=BASE_DIR,
+            env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise PackagingError(f"Loading and scoring the model took longer than {timeout} s.") \
+                from None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything the model left running
+        stdout, stderr = _tail(out), _tail(err)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     try:
         result = json.loads(lines[-1])
     except (IndexError, ValueError):
-        tail = err.strip().splitlines()[-3:]
+        tail = stderr.strip().splitlines()[-3:]
         raise PackagingError("The model could not be loaded as python_function: "
                              + (" ".join(tail) or f"exit status {proc.returncode}")) from None
-    if not result.get("loaded"):
+    if not result.get("loaded") or proc.returncode != 0:
         raise PackagingError(f"The model could not be loaded as python_function and score its "
-                             f"input example: {result.get('error')}")
+                             f"input example: {result.get('error') or proc.returncode}")
     return result
+
+
+def _tail(handle) -> str:
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - MAX_CHILD_OUTPUT))
+    return handle.read().decode(errors="replace")
 
 
 def store_package(prefix: str, directory: Path, files: list[dict], manifest: dict) -> None:

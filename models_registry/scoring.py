@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from mlflow.exceptions import MlflowException
 
 from config.exceptions import ApplicationError
 from models_registry.models import ModelVersion
@@ -162,7 +163,14 @@ def _score_function(loaded: Loaded):
     the prediction itself when it is a number."""
     raw = loaded.raw
     if raw is not None and hasattr(raw, "predict_proba"):
-        return lambda frame: [float(p[-1]) for p in raw.predict_proba(frame)]
+        order = list(getattr(raw, "feature_names_in_", []))
+
+        def probability(frame):
+            # the estimator's own column order (a request may list the columns differently)
+            frame = frame[order] if order and set(order) <= set(frame.columns) else frame
+            return [float(p[-1]) for p in raw.predict_proba(frame)]
+
+        return probability
 
     def numeric(frame):
         values = _jsonable(loaded.pyfunc.predict(frame))
@@ -187,14 +195,17 @@ def explain(loaded: Loaded, data) -> Explanation:
         return Explanation([None] * len(data), [{} for _ in range(len(data))], None, "", "")
     try:
         scores = _score_function(loaded)(frame)
-    except (ValueError, TypeError):
+    except (MlflowException, ValueError, TypeError):
         scores = [None] * len(frame)
     linear = loaded.explain.get("linear")
     reference = {k: v for k, v in loaded.reference.items() if k in frame.columns}
     if linear and set(linear["coefficients"]) <= set(reference):
         return _linear(linear, reference, frame, scores)
     if reference and scores and scores[0] is not None:
-        return _substitution(loaded, reference, frame, scores)
+        try:
+            return _substitution(loaded, reference, frame, scores)
+        except (MlflowException, ValueError, TypeError):
+            logger.warning("reference substitution failed for %s", loaded.digest, exc_info=True)
     return Explanation(scores, [{} for _ in scores], None, "", "")
 
 
@@ -215,13 +226,16 @@ def _substitution(loaded: Loaded, reference: dict, frame, scores) -> Explanation
     score = _score_function(loaded)
     features = list(reference)
     variants = []
+    # an integer column gets its reference rounded, so the model's schema still holds
+    values = {f: round(reference[f]) if frame[f].dtype.kind in "iu" else reference[f]
+              for f in features}
     for feature in features:
         variant = frame.copy()
-        variant[feature] = reference[feature]
+        variant[feature] = values[feature]
         variants.append(variant)
     base_row = frame.iloc[:1].copy()
     for feature in features:
-        base_row[feature] = reference[feature]
+        base_row[feature] = values[feature]
     moved = score(pd.concat([*variants, base_row], ignore_index=True))
     n = len(frame)
     contributions = [{f: scores[i] - moved[j * n + i] for j, f in enumerate(features)}

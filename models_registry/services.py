@@ -104,7 +104,12 @@ def registered_model_rename(*, model: RegisteredModel, new_name: str,
     before = {"name": model.name}
     model.name = new_name
     model.last_updated_timestamp = now_ms()
-    model.save(update_fields=["name", "last_updated_timestamp"])
+    try:
+        with transaction.atomic():
+            model.save(update_fields=["name", "last_updated_timestamp"])
+    except IntegrityError:  # a concurrent request took the name
+        raise ApplicationError(f"Registered Model (name={new_name}) already exists.",
+                               kind="already_exists") from None
     audit_record(org=model.org, actor=actor, action="registered_model.renamed", target=model,
                  target_label=new_name, before=before, after={"name": new_name})
     return model
@@ -133,9 +138,12 @@ def _protected_aliases_of(model: RegisteredModel, versions=None) -> list[str]:
 
 
 def _cancel_pending(approvals, actor: Actor, reason: str) -> list[int]:
-    cancelled = list(approvals.filter(status=ApprovalStatus.PENDING).values_list("pk", flat=True))
+    """Withdraw the pending ones among `approvals`; locked, and only while still pending, so
+    an approval decided meanwhile keeps its decision."""
+    pending = approvals.filter(status=ApprovalStatus.PENDING)
+    cancelled = list(pending.select_for_update().order_by("pk").values_list("pk", flat=True))
     if cancelled:
-        AliasApproval.objects.filter(pk__in=cancelled).update(
+        AliasApproval.objects.filter(pk__in=cancelled, status=ApprovalStatus.PENDING).update(
             status=ApprovalStatus.CANCELLED, decided_at=timezone.now(), comment=reason)
     return cancelled
 
@@ -184,8 +192,7 @@ def registered_model_tag(*, model: RegisteredModel, key: str, value: str | None,
     model = _locked_model(model)
     before = _set_tag(model, RegisteredModelTag, "registered_model", key, value)
     if value is None and before is None:
-        raise ApplicationError(f"No tag with name: {key} in registered model {model.name}.",
-                               kind="not_found")
+        return  # as MLflow: deleting a tag that is not there succeeds and changes nothing
     _touch(model)
     audit_record(org=model.org, actor=actor,
                  action="registered_model.tag_set" if value is not None
@@ -307,7 +314,7 @@ def model_version_tag(*, version: ModelVersion, key: str, value: str | None,
     version = _locked_version(version)
     before = _set_tag(version, ModelVersionTag, "model_version", key, value)
     if value is None and before is None:
-        raise ApplicationError(f"No tag with name: {key} in {version.label}.", kind="not_found")
+        return  # as MLflow: deleting a tag that is not there succeeds and changes nothing
     _touch(version)
     audit_record(org=version.org, actor=actor,
                  action="model_version.tag_set" if value is not None
@@ -382,9 +389,10 @@ def _alias_change(*, model, alias, version, actor, reason) -> AliasApproval | No
             raise ApplicationError("A protected alias moves only on a member's request.",
                                    kind="permission_denied")
         return _request_approval(model, alias, version, actor, reason)
+    if version is None and not ModelAlias.objects.filter(registered_model=model,
+                                                         alias=alias).exists():
+        return None  # as MLflow: deleting an alias that is not there succeeds
     previous = _alias_apply(model, alias, version)
-    if version is None and previous is None:
-        raise ApplicationError(f"Registered model alias {alias} not found.", kind="not_found")
     audit_record(org=model.org, actor=actor,
                  action="registered_model.alias_set" if version else "registered_model.alias_deleted",
                  target=model, target_label=f"{model.name}@{alias}",
@@ -417,6 +425,8 @@ def alias_delete(*, model: RegisteredModel, alias: str, actor: Actor, reason: st
 def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
                     comment: str = "") -> AliasApproval:
     """Approve (and apply) or reject a pending request; never by the member who asked."""
+    # Locks in the order every registry write takes them: the model, then the approval.
+    _locked_model(approval.registered_model)
     approval = AliasApproval.objects.select_for_update(of=("self",)).select_related(
         "registered_model", "model_version").get(pk=approval.pk)
     if approval.status != ApprovalStatus.PENDING:
@@ -426,7 +436,7 @@ def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
         raise ApplicationError(f"Approval request #{approval.pk} was made by you; another "
                                "member with an approving role must decide it.",
                                kind="permission_denied")
-    model, version = _locked_model(approval.registered_model), approval.model_version
+    model, version = approval.registered_model, approval.model_version
     if approve and version is not None and (version.deleted or
                                             version.status != VersionStatus.READY):
         raise ApplicationError(f"{version.label} is no longer a READY version; the request "
@@ -468,7 +478,12 @@ def protected_alias_add(*, org, alias: str, actor: Actor) -> ProtectedAlias:
     validate_alias(alias)
     if ProtectedAlias.objects.filter(org=org, alias=alias).exists():
         raise ApplicationError(f"Alias '{alias}' is already protected.", kind="already_exists")
-    protected = ProtectedAlias.objects.create(org=org, alias=alias)
+    try:
+        with transaction.atomic():
+            protected = ProtectedAlias.objects.create(org=org, alias=alias)
+    except IntegrityError:  # a concurrent request protected it first
+        raise ApplicationError(f"Alias '{alias}' is already protected.",
+                               kind="already_exists") from None
     audit_record(org=org, actor=actor, action="protected_alias.added", target=protected,
                  target_label=alias, after={"alias": alias})
     return protected
@@ -499,6 +514,10 @@ def packaging_claim(*, version_pk: int, lease_seconds: int, actor: Actor) -> tup
         return None
     if version.packaging_lease_until is not None and version.packaging_lease_until > now:
         return None
+    if version.packaging_attempt >= MAX_PACKAGING_ATTEMPTS:
+        _give_up(version, actor, f"Packaging was attempted {version.packaging_attempt} times "
+                                 "without finishing (see the audit trail for each attempt).")
+        return None
     version.packaging_attempt += 1
     version.packaging_lease_until = now + timezone.timedelta(seconds=lease_seconds)
     version.save(update_fields=["packaging_attempt", "packaging_lease_until"])
@@ -506,6 +525,22 @@ def packaging_claim(*, version_pk: int, lease_seconds: int, actor: Actor) -> tup
                  target=version, target_label=version.label,
                  after={"attempt": version.packaging_attempt})
     return version, version.packaging_attempt
+
+
+MAX_PACKAGING_ATTEMPTS = 5
+
+
+def _give_up(version: ModelVersion, actor: Actor, reason: str) -> None:
+    version.status, version.status_message = VersionStatus.FAILED_REGISTRATION, reason
+    version.packaging_lease_until = None
+    version.last_updated_timestamp = now_ms()
+    version.save(update_fields=["status", "status_message", "packaging_lease_until",
+                                "last_updated_timestamp"])
+    audit_record(org=version.org, actor=actor, action="model_version.packaging_failed",
+                 target=version, target_label=version.label,
+                 before={"status": VersionStatus.PENDING_REGISTRATION},
+                 after={"status": VersionStatus.FAILED_REGISTRATION, "reason": reason,
+                        "attempt": version.packaging_attempt})
 
 
 def _still_holding(version_pk: int, attempt: int) -> ModelVersion | None:
@@ -542,16 +577,7 @@ def packaging_fail(*, version_pk: int, attempt: int, reason: str,
     version = _still_holding(version_pk, attempt)
     if version is None:
         return None
-    version.status, version.status_message = VersionStatus.FAILED_REGISTRATION, reason[:4000]
-    version.packaging_lease_until = None
-    version.last_updated_timestamp = now_ms()
-    version.save(update_fields=["status", "status_message", "packaging_lease_until",
-                                "last_updated_timestamp"])
-    audit_record(org=version.org, actor=actor, action="model_version.packaging_failed",
-                 target=version, target_label=version.label,
-                 before={"status": VersionStatus.PENDING_REGISTRATION},
-                 after={"status": VersionStatus.FAILED_REGISTRATION, "reason": reason[:4000],
-                        "attempt": attempt})
+    _give_up(version, actor, reason[:4000])
     return version
 
 
@@ -562,8 +588,9 @@ def packaging_release(*, version_pk: int, attempt: int, error: str,
     version = _still_holding(version_pk, attempt)
     if version is None:
         return None
-    version.packaging_lease_until = None
-    version.save(update_fields=["packaging_lease_until"])
+    # The retry is on its way: the sweeper waits a lease period before sending another.
+    version.packaging_lease_until, version.packaging_enqueued_at = None, timezone.now()
+    version.save(update_fields=["packaging_lease_until", "packaging_enqueued_at"])
     audit_record(org=version.org, actor=actor, action="model_version.packaging_interrupted",
                  target=version, target_label=version.label,
                  after={"attempt": attempt, "error": error[:2000]})

@@ -24,20 +24,31 @@ def _jsonable(value):
     return str(value)
 
 
+LOGISTIC = frozenset({"LogisticRegression", "LogisticRegressionCV"})
+
+
 def describe(raw, columns: list[str]) -> dict:
     """What a disclosure and the contribution method need to know about the estimator."""
     cls = type(raw)
     info = {"estimator": f"{cls.__module__}.{cls.__qualname__}"}
     names = [str(c) for c in getattr(raw, "feature_names_in_", columns)]
     coef, intercept = getattr(raw, "coef_", None), getattr(raw, "intercept_", None)
-    if coef is not None and intercept is not None:
+    # Exact contributions only where the margin is known to be linear in the inputs: a
+    # regressor's prediction, or a logistic regression's log-odds. Other linear classifiers
+    # (SVMs, perceptrons) score by a label, so they get the model-agnostic method.
+    link = None
+    if not hasattr(raw, "classes_"):
+        link = "identity"
+    elif cls.__name__ in LOGISTIC and len(getattr(raw, "classes_", [])) == 2:
+        link = "logit"
+    if coef is not None and intercept is not None and link is not None:
         rows = coef.tolist() if hasattr(coef, "tolist") else coef
         rows = rows if isinstance(rows[0], list) else [rows]
         if len(rows) == 1 and len(rows[0]) == len(names):
             icept = intercept.tolist() if hasattr(intercept, "tolist") else intercept
             info["linear"] = {"coefficients": dict(zip(names, rows[0], strict=True)),
                               "intercept": float(icept[0] if isinstance(icept, list) else icept),
-                              "link": "logit" if hasattr(raw, "predict_proba") else "identity"}
+                              "link": link}
     importances = getattr(raw, "feature_importances_", None)
     if importances is not None and len(importances) == len(names):
         info["feature_importances"] = dict(zip(names, importances.tolist(), strict=True))

@@ -22,3 +22,23 @@ def test_a_ready_package_never_changes_even_behind_the_services_back(personas, m
         ("READY", version.package_digest, version.manifest)
     # what may change on a READY version still does
     ModelVersion.objects.filter(pk=version.pk).update(description="reviewed")
+
+
+def test_a_recorded_decision_changes_only_by_its_review(api, personas, make_version):
+    from django.utils import timezone
+
+    from models_registry.models import Decision
+
+    make_version(personas.org_a, "credit-risk")
+    response = api(personas.alice).post("/api/v1/models/credit-risk/versions/1/predict", {
+        "dataframe_records": [{"income": 40.0, "debt": 10.0, "age": 30.0, "late_payments": 0.0}],
+        "subject": "customer-1", "purpose": "credit decision"}, format="json")
+    decision = Decision.objects.get(decision_id=response.json()["decisions"][0]["decision_id"])
+    for change in ({"outcome": "approve"}, {"raw_score": 0.01}, {"inputs": {}},
+                   {"subject_ref": "0" * 64}, {"purpose": "marketing"}):
+        with pytest.raises(DatabaseError, match="only its review"), transaction.atomic():
+            Decision.objects.filter(pk=decision.pk).update(**change)
+    Decision.objects.filter(pk=decision.pk).update(reviewer="credit officer",
+                                                   review_action="confirmed",
+                                                   reviewed_at=timezone.now())
+    assert Decision.objects.get(pk=decision.pk).review_action == "confirmed"
