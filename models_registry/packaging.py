@@ -128,13 +128,50 @@ def read_mlmodel(directory: Path) -> dict:
         requirements = [line.strip() for line in
                         (directory / "requirements.txt").read_text().splitlines()
                         if line.strip() and not line.startswith("#")]
+    unsafe = unsafe_to_load(meta.flavors)
+    if unsafe and not settings.LEDGERFLOW_ALLOW_UNSAFE_MODELS:
+        raise PackagingError(f"This server loads only models that run no uploaded code, and "
+                             f"this one would: {unsafe}. (An operator who trusts every member "
+                             "can set LEDGERFLOW_ALLOW_UNSAFE_MODELS.)")
     return {"flavors": {name: {k: v for k, v in conf.items() if isinstance(v, str | int | float)}
                         for name, conf in meta.flavors.items()},
+            "runs_uploaded_code": unsafe,
             "loader_module": pyfunc.get("loader_module", ""),
             "python_version": pyfunc.get("python_version", ""),
             "signature": signature, "input_example": example or None,
             "requirements": requirements, "mlflow_version": meta.mlflow_version or "",
             "model_uuid": meta.model_uuid or ""}
+
+
+# Types a skops file may be trusted to rebuild: estimators and their arrays, no callables.
+SAFE_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+def unsafe_to_load(flavors: dict) -> str | None:
+    """Why loading this model would run code its uploader chose (None when it would not).
+
+    Only scikit-learn models saved in skops format (mlflow's default since 3.x), trusting no
+    types beyond scikit-learn, NumPy and SciPy, with no bundled code, load without running
+    uploaded code. Pickle, cloudpickle and custom python_function models run what they
+    contain, in the process that loads them: in a shared, multi-tenant server that process
+    could read other organizations' data.
+    """
+    pyfunc, sklearn = flavors.get("python_function", {}), flavors.get("sklearn")
+    if pyfunc.get("loader_module") != "mlflow.sklearn":
+        return (f"its python_function loader is '{pyfunc.get('loader_module') or 'custom'}', "
+                "which runs code from the model")
+    if sklearn is None:
+        return "it has no sklearn flavor saying how the model is serialized"
+    if sklearn.get("serialization_format") != "skops":
+        return (f"it is serialized with {sklearn.get('serialization_format') or 'pickle'}, "
+                "which runs code from the model; save it with skops")
+    if pyfunc.get("code") or sklearn.get("code"):
+        return "it bundles code (code_paths)"
+    untrusted = [t for t in sklearn.get("skops_trusted_types") or []
+                 if not str(t).startswith(SAFE_SKOPS_PREFIXES)]
+    if untrusted:
+        return f"it trusts types beyond scikit-learn, NumPy and SciPy: {', '.join(untrusted)}"
+    return None
 
 
 def verify_in_child(directory: Path) -> dict:

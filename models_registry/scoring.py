@@ -88,6 +88,11 @@ class ModelCache:
     def _load(version: ModelVersion) -> Loaded:
         import mlflow.pyfunc
 
+        unsafe = version.manifest.get("mlmodel", {}).get("runs_uploaded_code")
+        if unsafe and not settings.LEDGERFLOW_ALLOW_UNSAFE_MODELS:
+            raise ApplicationError(f"{version.label} cannot be loaded by this server: {unsafe} "
+                                   "(LEDGERFLOW_ALLOW_UNSAFE_MODELS is off).", kind="conflict")
+
         model = mlflow.pyfunc.load_model(str(package_local_dir(version)))
         try:
             raw = model.get_raw_model()

@@ -126,6 +126,9 @@ LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT = env_int("LEDGERFLOW_PACKAGING_VERIFY_TIMEO
 LEDGERFLOW_SCORING_CACHE_SIZE = env_int("LEDGERFLOW_SCORING_CACHE_SIZE", 4)
 LEDGERFLOW_MODEL_CACHE_DIR = Path(env_str("LEDGERFLOW_MODEL_CACHE_DIR", str(DATA_DIR / "model-cache")))
 LEDGERFLOW_SCORING_MAX_ROWS = env_int("LEDGERFLOW_SCORING_MAX_ROWS", 10000)
+# Models whose loading runs uploaded code (pickle, cloudpickle, custom python_function): off
+# by default, since packaging and scoring processes are shared by every organization.
+LEDGERFLOW_ALLOW_UNSAFE_MODELS = env_bool("LEDGERFLOW_ALLOW_UNSAFE_MODELS", False)
 
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).

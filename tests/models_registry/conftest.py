@@ -81,6 +81,9 @@ def save_model_dir(kind: str, target) -> None:
     extra = {}
     if kind == "logistic":
         model = LogisticRegression(max_iter=500)
+    elif kind == "pickled":  # runs code on load: refused unless LEDGERFLOW_ALLOW_UNSAFE_MODELS
+        model = LogisticRegression(max_iter=500)
+        extra["serialization_format"] = "cloudpickle"
     else:
         model = DecisionTreeClassifier(max_depth=3, random_state=0)
         extra["skops_trusted_types"] = ["sklearn.tree._tree.Tree"]
@@ -113,7 +116,7 @@ def saved_models(tmp_path_factory) -> dict:
     """One saved model directory per kind for the whole session (same files, same digest)."""
     root = tmp_path_factory.mktemp("saved-models")
     dirs = {}
-    for kind in ("logistic", "tree"):
+    for kind in ("logistic", "tree", "pickled"):
         save_model_dir(kind, root / kind)
         dirs[kind] = root / kind
     return dirs

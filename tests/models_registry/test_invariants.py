@@ -42,3 +42,25 @@ def test_a_recorded_decision_changes_only_by_its_review(api, personas, make_vers
                                                    review_action="confirmed",
                                                    reviewed_at=timezone.now())
     assert Decision.objects.get(pk=decision.pk).review_action == "confirmed"
+
+
+SKOPS = {"python_function": {"loader_module": "mlflow.sklearn"},
+         "sklearn": {"serialization_format": "skops"}}
+
+
+@pytest.mark.parametrize(("flavors", "reason"), [
+    (SKOPS, None),
+    ({**SKOPS, "sklearn": {"serialization_format": "skops",
+                           "skops_trusted_types": ["sklearn.tree._tree.Tree"]}}, None),
+    ({**SKOPS, "sklearn": {"serialization_format": "skops",
+                           "skops_trusted_types": ["subprocess.Popen"]}}, "subprocess.Popen"),
+    ({**SKOPS, "sklearn": {"serialization_format": "pickle"}}, "pickle"),
+    ({**SKOPS, "python_function": {"loader_module": "mlflow.sklearn", "code": "code"}},
+     "bundles code"),
+    ({"python_function": {"loader_module": "mlflow.pyfunc.model"}}, "mlflow.pyfunc.model"),
+])
+def test_only_models_that_run_no_uploaded_code_are_loaded_by_default(flavors, reason):
+    from models_registry.packaging import unsafe_to_load
+
+    found = unsafe_to_load(flavors)
+    assert found is None if reason is None else reason in found

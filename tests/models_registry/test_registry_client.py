@@ -60,7 +60,11 @@ def _register_dir(tmp_path, files: dict[str, str], name: str):
     ({"MLmodel": "flavors:\n  sklearn:\n    pickled_model: model.pkl\n"},
      "no python_function flavor"),
     ({"MLmodel": "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
-                 "    model_path: missing.pkl\n"}, "could not be loaded as python_function"),
+                 "    model_path: missing.skops\n  sklearn:\n    pickled_model: missing.skops\n"
+                 "    serialization_format: skops\n"}, "could not be loaded as python_function"),
+    ({"MLmodel": "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                 "    model_path: model.pkl\n  sklearn:\n    pickled_model: model.pkl\n"
+                 "    serialization_format: cloudpickle\n"}, "serialized with cloudpickle"),
     ({"conda.yaml": "name: x\n"}, "no MLmodel file"),
 ])
 def test_a_broken_model_fails_registration_with_its_reason(live_worker, mlflow_as, personas,

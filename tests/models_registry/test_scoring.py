@@ -215,3 +215,25 @@ def test_a_thousand_rows_are_a_thousand_decisions_under_one_audit_event(api, per
     assert AuditEvent.objects.filter(org=personas.org_a).count() == events + 2  # key, decisions
     assert len(AuditEvent.objects.filter(org=personas.org_a).order_by("seq").last()
                .after["decision_ids"]) == 1000
+
+
+def test_a_model_that_runs_uploaded_code_is_served_only_when_the_operator_allows(
+        api, personas, make_version, settings):
+    from models_registry.packaging import package
+
+    version = make_version(personas.org_a, "credit-risk", "pickled", ready=False)
+    assert package(version.pk) == "failed"
+    version.refresh_from_db()
+    assert "serialized with cloudpickle" in version.status_message
+
+    settings.LEDGERFLOW_ALLOW_UNSAFE_MODELS = True
+    trusted = make_version(personas.org_a, "credit-risk", "pickled")
+    assert trusted.manifest["mlmodel"]["runs_uploaded_code"]
+    url = predict_url(version=trusted.version)
+    assert api(personas.alice).post(url, split(rows(1)), format="json").status_code == 200
+    settings.LEDGERFLOW_ALLOW_UNSAFE_MODELS = False
+    from models_registry.scoring import CACHE
+
+    CACHE.clear()
+    response = api(personas.alice).post(url, split(rows(1)), format="json")
+    assert response.status_code == 409 and "LEDGERFLOW_ALLOW_UNSAFE_MODELS" in response.json()["detail"]
