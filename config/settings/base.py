@@ -130,6 +130,11 @@ LEDGERFLOW_SCORING_MAX_ROWS = env_int("LEDGERFLOW_SCORING_MAX_ROWS", 10000)
 # by default, since packaging and scoring processes are shared by every organization.
 LEDGERFLOW_ALLOW_UNSAFE_MODELS = env_bool("LEDGERFLOW_ALLOW_UNSAFE_MODELS", False)
 
+# Projects (projects/): how large an uploaded or cloned project may unpack, and whether Git
+# sources may be local paths on the worker (tests and single-machine setups).
+LEDGERFLOW_PROJECT_MAX_BYTES = env_int("LEDGERFLOW_PROJECT_MAX_BYTES", 512 * 1024 * 1024)
+LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = env_bool("LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT", False)
+
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).
 LEDGERFLOW_TOKEN_HMAC_KEY = env_secret("LEDGERFLOW_TOKEN_HMAC_KEY", SECRET_KEY)
