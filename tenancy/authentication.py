@@ -41,6 +41,11 @@ class Access:
     def role(self) -> str:
         return self.membership.role
 
+    @property
+    def run_scope(self) -> str:
+        """The one tracking run a project run's token may write to ("" for other tokens)."""
+        return self.token.run_uuid if self.token is not None else ""
+
     def can(self, capability: Capability) -> bool:
         if self.token is not None and self.token.read_only and capability in MUTATING:
             return False

@@ -114,6 +114,9 @@ class ApiToken(TenantModel):
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set for the short-lived token a project run hands its command: it writes to that one
+    # tracking run (and the models logged from it) over the MLflow protocol, and nothing else.
+    run_uuid = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

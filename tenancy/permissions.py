@@ -19,6 +19,10 @@ class HasCapability(permissions.BasePermission):
         access = request.auth
         if not isinstance(access, Access):
             return False  # DRF answers 401 (no credentials) before this matters
+        if access.run_scope:
+            self.message = (f"This token belongs to project run {access.run_scope} and works "
+                            "only on the MLflow protocol, for that run.")
+            return False
         capability = required_capability(view, request.method)
         if access.can(capability):
             return True

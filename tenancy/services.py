@@ -1,7 +1,7 @@
 """Writes of organizations, memberships and tokens. The API, the admin and the commands all
 call these, so each change is validated once and audited once."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +28,7 @@ def _token_view(token: ApiToken) -> dict:
         "read_only": token.read_only,
         "expires_at": token.expires_at,
         "revoked_at": token.revoked_at,
+        **({"run_uuid": token.run_uuid} if token.run_uuid else {}),
     }
 
 
@@ -180,6 +181,22 @@ def token_create(
     token.full_clean()
     token.save()
     audit_record(org=org, actor=actor, action="api_token.created", target=token,
+                 after=_token_view(token))
+    return token, raw
+
+
+@transaction.atomic(durable=True)
+def token_create_for_run(*, run, user: User, actor: Actor, ttl_seconds: int) -> tuple[ApiToken, str]:
+    """A token that writes only to `run` (over the MLflow protocol) and expires after
+    `ttl_seconds`: what a project run's command gets, never its submitter's own token."""
+    if ttl_seconds <= 0:
+        raise ApplicationError("A run token needs a positive lifetime.")
+    raw, lookup = token_generate(read_only=False)
+    token = ApiToken.objects.create(
+        org_id=run.org_id, user=user, name=f"run {run.run_uuid}", lookup=lookup,
+        secret_hash=token_hash(raw), expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+        run_uuid=run.run_uuid, created_by=actor.user if getattr(actor.user, "pk", None) else None)
+    audit_record(org=token.org, actor=actor, action="api_token.created", target=token,
                  after=_token_view(token))
     return token, raw
 

@@ -28,6 +28,7 @@ from tracking.artifacts import (
     artifact_path_of_uri,
     artifact_upload,
 )
+from tracking.mlflow_api import scope
 from tracking.mlflow_api.errors import MlflowError, missing
 from tracking.mlflow_api.request import MlflowRequest
 from tracking.mlflow_api.views import (
@@ -114,6 +115,8 @@ def _body(request):
 
 
 def _upload(request, access, artifact_path: str) -> HttpResponse:
+    if access.run_scope:
+        scope.check_artifact_path(access.org, access.run_scope, artifact_path_clean(artifact_path))
     stream, length = _body(request)
     artifact_upload(org=access.org, path=artifact_path, stream=stream, length=length,
                     actor=Actor.from_request(request, token=access.token))
@@ -121,6 +124,8 @@ def _upload(request, access, artifact_path: str) -> HttpResponse:
 
 
 def _delete(request, access, artifact_path: str) -> HttpResponse:
+    if access.run_scope:
+        scope.check_artifact_path(access.org, access.run_scope, artifact_path_clean(artifact_path))
     artifact_delete(org=access.org, path=artifact_path,
                     actor=Actor.from_request(request, token=access.token))
     return json_response({})

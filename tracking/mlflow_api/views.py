@@ -27,6 +27,7 @@ from tenancy.authentication import (
     session_access,
 )
 from tenancy.roles import Capability
+from tracking.mlflow_api import scope
 from tracking.mlflow_api.errors import MlflowError
 from tracking.mlflow_api.request import MlflowRequest
 
@@ -114,7 +115,10 @@ def mlflow_endpoint(request, rpc_path: str):
         if route is None:
             raise MlflowError(f"No endpoint {request.method} {request.path}", "ENDPOINT_NOT_FOUND")
         access = authorize(request, route.capability)
-        result = route.handler(Context(access, request), MlflowRequest(request, args))
+        req = MlflowRequest(request, args)
+        if access.run_scope and route.capability != Capability.READ:
+            scope.check_rpc(access.org, access.run_scope, rpc_path, req.data)
+        result = route.handler(Context(access, request), req)
     except MlflowError as exc:
         return error_response(exc)
     except ApplicationError as exc:
