@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("tenancy.urls")),
     path("audit/", include("audit.urls")),
     path("", include("models_registry.urls")),
+    path("projects/", include("projects.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
          name="docs"),

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+export LEDGERFLOW_PUBLIC_URL="${LEDGERFLOW_PUBLIC_URL:-http://$HOST:$PORT}"
 export ALLOWED_HOSTS="${ALLOWED_HOSTS:-127.0.0.1,localhost,[::1],$HOST}"
 PY=.venv/bin/python
 
@@ -36,7 +37,7 @@ trap 'stop; exit 0' INT TERM
 
 # One worker with an embedded beat (audit checkpoints); production runs beat on its own.
 .venv/bin/celery -A config worker --loglevel INFO --concurrency 2 \
-  --queues default,packaging --hostname "ledgerflow@%h" \
+  --queues default,packaging,projects --hostname "ledgerflow@%h" \
   --beat --schedule "${LEDGERFLOW_DATA_DIR:-var}/celerybeat-schedule" &
 pids+=($!)
 .venv/bin/gunicorn config.wsgi --bind "$HOST:$PORT" --worker-class gthread --workers 2 \

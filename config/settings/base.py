@@ -134,6 +134,16 @@ LEDGERFLOW_ALLOW_UNSAFE_MODELS = env_bool("LEDGERFLOW_ALLOW_UNSAFE_MODELS", Fals
 # sources may be local paths on the worker (tests and single-machine setups).
 LEDGERFLOW_PROJECT_MAX_BYTES = env_int("LEDGERFLOW_PROJECT_MAX_BYTES", 512 * 1024 * 1024)
 LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = env_bool("LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT", False)
+LEDGERFLOW_PROJECT_DEFAULT_TIMEOUT = env_int("LEDGERFLOW_PROJECT_DEFAULT_TIMEOUT", 3600)
+LEDGERFLOW_PROJECT_MAX_TIMEOUT = env_int("LEDGERFLOW_PROJECT_MAX_TIMEOUT", 24 * 3600)
+# Where project commands reach this server (MLFLOW_TRACKING_URI of the command).
+LEDGERFLOW_PUBLIC_URL = env_str("LEDGERFLOW_PUBLIC_URL", "http://127.0.0.1:8000")
+# Virtualenvs built for python_env projects, by the digest of their spec.
+LEDGERFLOW_ENV_CACHE_DIR = Path(env_str("LEDGERFLOW_ENV_CACHE_DIR", str(DATA_DIR / "envs")))
+STORAGES["projects"] = {  # uploaded project archives
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(DATA_DIR / "projects")},
+}
 
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).

@@ -73,6 +73,12 @@ ENDPOINTS = {
         ("models/<str:name>/versions/<str:version>/package", ("GET",)),
         ("models/<str:name>/versions/<str:version>/manifest", ("GET",)),
     ]},
+    "projects/runs/": Endpoint(("GET", "POST")),
+    **{route: Endpoint(methods, elsewhere="tests/projects/test_runs.py") for route, methods in [
+        ("projects/runs/<uuid:run_uuid>/", ("GET",)),
+        ("projects/runs/<uuid:run_uuid>/logs", ("GET",)),
+        ("projects/runs/<uuid:run_uuid>/cancel", ("POST",)),
+    ]},
     **{route: Endpoint(("POST",), elsewhere="tests/models_registry/test_scoring.py")
        for route in ("models/<str:name>/versions/<str:version>/predict",
                      "models/<str:name>/aliases/<str:alias>/predict")},

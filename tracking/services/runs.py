@@ -39,6 +39,15 @@ def _run_view(run: Run) -> dict:
 @transaction.atomic(durable=True)
 def run_create(*, experiment: Experiment, actor: Actor, run_name: str = "", user_id: str = "",
                start_time: int | None = None, tags: dict | None = None) -> Run:
+    return run_create_within(experiment=experiment, actor=actor, run_name=run_name,
+                             user_id=user_id, start_time=start_time, tags=tags)
+
+
+def run_create_within(*, experiment: Experiment, actor: Actor, run_name: str = "",
+                      user_id: str = "", start_time: int | None = None, tags: dict | None = None,
+                      status: str = RunStatus.RUNNING) -> Run:
+    """run_create inside the caller's transaction (a project submission makes its tracking
+    run and itself in one), with the status to start in."""
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise invalid(f"The experiment {experiment.public_id} must be in the 'active' state. "
                       f"Current state is {experiment.lifecycle_stage}.")
@@ -53,7 +62,7 @@ def run_create(*, experiment: Experiment, actor: Actor, run_name: str = "", user
     run_uuid = uuid.uuid4().hex
     run = Run.objects.create(
         org=experiment.org, run_uuid=run_uuid, experiment=experiment, name=run_name,
-        user_id=user_id or (actor.user.email if actor.user else ""), status=RunStatus.RUNNING,
+        user_id=user_id or (actor.user.email if actor.user else ""), status=status,
         start_time=start_time if start_time is not None else now_ms(),
         artifact_uri=f"{experiment.artifact_location}/{run_uuid}/artifacts")
     RunTag.objects.bulk_create(RunTag(org=run.org, run=run, key=k, value=v)

@@ -48,8 +48,13 @@ CELERY_BEAT_SCHEDULE = {
 # Each workload on its own queue (a worker started with `--queues packaging` runs only those).
 CELERY_TASK_ROUTES = {
     "models_registry.package": {"queue": "packaging"},
+    "projects.execute": {"queue": "projects"},
 }
 CELERY_BEAT_SCHEDULE["packaging-sweep"] = {
     "task": "models_registry.sweep_packaging",
     "schedule": float(env_int("LEDGERFLOW_PACKAGING_SWEEP_INTERVAL", 60)),
+}
+CELERY_BEAT_SCHEDULE["projects-sweep"] = {
+    "task": "projects.sweep",
+    "schedule": float(env_int("LEDGERFLOW_PROJECTS_SWEEP_INTERVAL", 60)),
 }

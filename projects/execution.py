@@ -1,0 +1,221 @@
+"""Running a project on a worker of the `projects` queue.
+
+Claim the run (services.project_run_claim), fetch the source into a scratch directory (Git at
+its ref, or the uploaded archive), read MLproject, build the environment (`local`: the
+worker's own interpreter; `virtualenv`: a uv virtualenv from `python_env`, cached by the
+digest of the spec; `conda` only where conda exists), then run the command in a process group
+of its own with MLFLOW_TRACKING_URI, MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID and a token that
+writes to that run only. Its stdout and stderr go to the run's artifacts (`ledgerflow/`),
+refreshed every few seconds so they can be followed. A cancel or the time limit kills the
+whole group (KILLED); the exit status decides FINISHED or FAILED.
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import storages
+
+from audit.actors import Actor
+from config.exceptions import ApplicationError
+from projects import services
+from projects.models import EnvManager, ProjectRun, ProjectRunStatus, SourceKind
+from projects.sources import GitSource, extract_archive, fetch_git, source_digest
+from projects.spec import load_project
+from tenancy.services import token_create_for_run, token_revoke
+from tracking.artifacts import artifact_path_of_uri, artifact_storage
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+LOG_FLUSH_SECONDS = 2.0
+LOG_NAMES = ("stdout.txt", "stderr.txt")
+KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+class ProjectFailure(Exception):
+    """The project cannot run; the message is the reason the user sees."""
+
+
+def execute(pk: int, task_id: str = "") -> str:
+    actor = Actor.task("projects.execute", task_id)
+    claimed = services.project_run_claim(pk=pk, actor=actor)
+    if claimed is None:
+        return "skipped"
+    project_run, attempt = claimed
+    token = None
+    with tempfile.TemporaryDirectory(prefix="ledgerflow-project-") as scratch:
+        work = Path(scratch)
+        try:
+            root, commit = _fetch(project_run, work / "src")
+            project = load_project(root)
+            entry = project.entry_point(project_run.entry_point, root)
+            command = entry.command_for(project_run.parameters)
+            services.project_run_resolved(pk=pk, attempt=attempt, commit=commit,
+                                          digest=source_digest(root), command=command,
+                                          actor=actor)
+            path_env = _environment(project_run, project, root)
+            token, raw = token_create_for_run(run=project_run.run, actor=actor,
+                                              user=project_run.submitted_by,
+                                              ttl_seconds=project_run.timeout_seconds + 300)
+            status, code, message = _run(project_run, command, root, work, path_env, raw)
+        except (ApplicationError, ProjectFailure) as exc:
+            status, code = ProjectRunStatus.FAILED, None
+            message = getattr(exc, "message", None) or str(exc)
+        except Exception as exc:  # the worker's own trouble: the run must not stay RUNNING
+            logger.exception("project run %s failed", project_run.uuid)
+            status, code, message = ProjectRunStatus.FAILED, None, f"{type(exc).__name__}: {exc}"
+        finally:
+            if token is not None:
+                token_revoke(token=token, actor=actor)
+        logs = _flush_logs(project_run, work)
+    services.project_run_finish(pk=pk, attempt=attempt, status=status, actor=actor,
+                                message=message, exit_code=code, logs=logs)
+    return status
+
+
+def _fetch(project_run: ProjectRun, target: Path) -> tuple[Path, str]:
+    if project_run.source_kind == SourceKind.GIT:
+        commit = fetch_git(GitSource(project_run.git_url, project_run.git_ref), target)
+        return target, commit
+    archive = target.parent / "source.archive"
+    with storages[services.STORAGE].open(project_run.archive_name, "rb") as src, \
+            open(archive, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+    extract_archive(archive, target)
+    return target, ""
+
+
+def _environment(project_run: ProjectRun, project, root: Path) -> str:
+    """The PATH the command runs with: the interpreter of the requested environment first."""
+    manager = project_run.env_manager
+    base = os.environ.get("PATH", "")
+    if manager == EnvManager.LOCAL or project.env_type == "local":
+        return f"{Path(sys.executable).parent}{os.pathsep}{base}"
+    if manager == EnvManager.CONDA or project.env_type == "conda_env":
+        if shutil.which("conda") is None:
+            raise ProjectFailure("This project needs conda, which this worker does not have; "
+                                 "run it with env_manager 'local' or on a worker with conda.")
+        raise ProjectFailure("conda environments are not supported by this worker yet.")
+    if project.env_type == "docker_env":
+        raise ProjectFailure("This project needs Docker, which this worker does not have.")
+    return f"{_virtualenv(root / project.env_file)}{os.pathsep}{base}"
+
+
+def _virtualenv(spec_path: Path) -> Path:
+    """A uv virtualenv for a python_env spec, built once per spec digest."""
+    spec = yaml.safe_load(spec_path.read_text()) or {}
+    deps = [str(d) for d in (spec.get("dependencies") or [])]
+    python = str(spec.get("python") or "3.11")
+    key = hashlib.sha256(f"{python}\n{sorted(deps)}".encode()).hexdigest()[:24]
+    target = Path(settings.LEDGERFLOW_ENV_CACHE_DIR) / key
+    if (target / ".complete").exists():
+        return target / "bin"
+    uv = shutil.which("uv") or str(Path(settings.BASE_DIR) / ".tools" / "bin" / "uv")
+    if not Path(uv).exists():
+        raise ProjectFailure("Building a python_env needs uv, which this worker does not have.")
+    building = target.with_name(f"{key}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    for args in (["venv", "--quiet", "--python", python, str(building)],
+                 ["pip", "install", "--quiet", "--python", str(building / "bin" / "python"),
+                  *deps] if deps else None):
+        if args is None:
+            continue
+        done = subprocess.run([uv, *args], capture_output=True, text=True, timeout=1800,  # noqa: S603
+                              check=False, env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+        if done.returncode != 0:
+            shutil.rmtree(building, ignore_errors=True)
+            raise ProjectFailure(f"Building the python_env failed: {done.stderr.strip()[-800:]}")
+    (building / ".complete").touch()
+    with contextlib.suppress(OSError):
+        building.rename(target)
+    return (target if target.exists() else building) / "bin"
+
+
+def _child_env(project_run: ProjectRun, path: str, token: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV}
+    env.update({
+        "PATH": path,
+        "MLFLOW_TRACKING_URI": settings.LEDGERFLOW_PUBLIC_URL,
+        "MLFLOW_TRACKING_TOKEN": token,
+        "MLFLOW_RUN_ID": project_run.run.run_uuid,
+        "MLFLOW_EXPERIMENT_ID": project_run.run.experiment.public_id,
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _run(project_run: ProjectRun, command: str, root: Path, work: Path, path: str,
+         token: str) -> tuple[str, int | None, str]:
+    deadline = time.monotonic() + project_run.timeout_seconds
+    with open(work / LOG_NAMES[0], "wb") as out, open(work / LOG_NAMES[1], "wb") as err:
+        proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=root, stdout=out,  # noqa: S603
+                                stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                                env=_child_env(project_run, path, token))
+        flushed = time.monotonic()
+        while True:
+            try:
+                code = proc.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() > deadline:
+                _kill_group(proc)
+                return (ProjectRunStatus.KILLED, None,
+                        f"Stopped at its time limit of {project_run.timeout_seconds} s.")
+            if ProjectRun.objects.filter(pk=project_run.pk, cancel_requested=True).exists():
+                _kill_group(proc)
+                return ProjectRunStatus.KILLED, None, "Cancelled."
+            if time.monotonic() - flushed > LOG_FLUSH_SECONDS:
+                _flush_logs(project_run, work)
+                flushed = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever the command left behind
+    if code == 0:
+        return ProjectRunStatus.FINISHED, 0, ""
+    return ProjectRunStatus.FAILED, code, f"The command exited with status {code}."
+
+
+def _kill_group(proc) -> None:
+    """SIGTERM to the whole process group, SIGKILL after a grace period."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def log_name(project_run: ProjectRun, name: str) -> str:
+    """Where a log lives in artifact storage: the run's `ledgerflow/` folder."""
+    return f"{project_run.org_id}/{artifact_path_of_uri(project_run.run.artifact_uri)}" \
+           f"/ledgerflow/{name}"
+
+
+def _flush_logs(project_run: ProjectRun, work: Path) -> dict:
+    """Copy the logs so far into the run's artifacts; returns their sizes and digests."""
+    storage, summary = artifact_storage(), {}
+    for name in LOG_NAMES:
+        local = work / name
+        if not local.exists():
+            continue
+        data = local.read_bytes()
+        target = log_name(project_run, name)
+        with contextlib.suppress(FileNotFoundError):
+            storage.delete(target)
+        with open(local, "rb") as handle:
+            storage.save(target, File(handle))
+        summary[name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return summary

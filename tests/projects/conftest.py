@@ -1,0 +1,69 @@
+"""Project runs end to end: the live server, a real worker on the `projects` queue that runs
+commands which call back into the live server with the mlflow client."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tracking.conftest import _connections_closed_after_test, mlflow_as  # noqa: F401
+
+EXAMPLE = Path(__file__).parent / "example"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def projects_worker(worker_env, live_server, settings):
+    """A worker for the projects queue (with beat for the sweeper) that reaches the live
+    server; local Git repositories allowed, here and in the worker."""
+    settings.LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = True
+    env = {**worker_env, "LEDGERFLOW_PUBLIC_URL": live_server.url,
+           "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
+         "--concurrency", "1", "--queues", "projects", "--hostname", "projects@%h"],
+        cwd=ROOT, env=env, start_new_session=True)
+    yield proc
+    with_group = proc.pid
+    try:
+        os.killpg(with_group, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(with_group, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def example_repo(tmp_path):
+    """The example project as a local Git repository; returns (url, head commit)."""
+    repo = tmp_path / "example-repo"
+    shutil.copytree(EXAMPLE, repo)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    for args in (["init", "--quiet", "--initial-branch", "main"], ["add", "."],
+                 ["commit", "--quiet", "-m", "example"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return f"file://{repo}", head
+
+
+def wait_done(api_client, run_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = api_client.get(f"/api/v1/projects/runs/{run_id}/").json()
+        if body["status"] in ("FINISHED", "FAILED", "KILLED") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.3)
+
+
+def wait_for(predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)

@@ -1,0 +1,150 @@
+"""Project runs through the API, executed by a real worker into real tracking runs."""
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from audit.models import AuditEvent
+from projects.models import ProjectRun
+from tenancy.models import ApiToken
+from tests.projects.conftest import EXAMPLE, wait_done, wait_for
+from tracking.models import LoggedModel, Metric, Param, Run
+
+pytestmark = pytest.mark.postgres_only
+URL = "/api/v1/projects/runs/"
+
+
+def example_archive() -> io.BytesIO:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        tar.add(EXAMPLE, arcname="credit-example")
+    data.seek(0)
+    data.name = "credit-example.tar.gz"
+    return data
+
+
+def test_a_git_project_trains_and_logs_into_its_run(api, personas, projects_worker,
+                                                    example_repo):
+    url, head = example_repo
+    client = api(personas.alice)
+    response = client.post(URL, {"uri": url, "version": "main", "entry_point": "main",
+                                 "parameters": {"alpha": 0.25}}, format="json")
+    assert response.status_code == 201, response.content
+    submitted = response.json()
+    assert submitted["status"] == "QUEUED"
+    done = wait_done(client, submitted["id"])
+    assert done["status"] == "FINISHED", done
+    assert done["resolved_commit"] == head and done["source_digest"].startswith("sha256:")
+    assert "--alpha 0.25 --rows 60" in done["command"]
+
+    run = Run.objects.get(run_uuid=submitted["run_id"])
+    assert run.status == "FINISHED" and run.end_time
+    assert dict(Param.objects.filter(run=run).values_list("key", "value")) == \
+        {"alpha": "0.25", "rows": "60"}
+    assert Metric.objects.filter(run=run, key="accuracy").exists()
+    assert LoggedModel.objects.filter(source_run=run, status="LOGGED_MODEL_READY").exists()
+    tags = dict(run.tags.values_list("key", "value"))
+    assert tags["mlflow.source.git.commit"] == head
+    assert tags["mlflow.source.type"] == "PROJECT"
+
+    logs = client.get(f"{URL}{submitted['id']}/logs").json()
+    assert f"trained in run {run.run_uuid}" in logs["text"] and logs["done"]
+    # the run's token is gone with the run
+    token = ApiToken.objects.get(run_uuid=run.run_uuid)
+    assert token.revoked_at is not None
+    actions = list(AuditEvent.objects.filter(target_type="projectrun").order_by("seq")
+                   .values_list("action", flat=True))
+    assert actions == ["project_run.submitted", "project_run.started",
+                       "project_run.source_resolved", "project_run.ended"]
+
+
+def test_an_archive_runs_the_same_files_with_the_same_digest(api, personas, projects_worker,
+                                                             example_repo):
+    client = api(personas.alice)
+    response = client.post(URL, {"archive": example_archive(), "entry_point": "main",
+                                 "parameters": '{"rows": 40}'}, format="multipart")
+    assert response.status_code == 201, response.content
+    from_archive = wait_done(client, response.json()["id"])
+    assert from_archive["status"] == "FINISHED", from_archive
+    from_git = wait_done(client, client.post(URL, {"uri": example_repo[0]},
+                                             format="json").json()["id"])
+    assert from_archive["source_digest"] == from_git["source_digest"]
+    assert from_archive["resolved_commit"] == ""
+
+
+def test_a_bad_parameter_fails_the_run_naming_it(api, personas, projects_worker, example_repo):
+    client = api(personas.alice)
+    submitted = client.post(URL, {"uri": example_repo[0], "parameters": {"alpha": "high"}},
+                            format="json").json()
+    done = wait_done(client, submitted["id"])
+    assert done["status"] == "FAILED" and "alpha" in done["status_message"]
+    assert Run.objects.get(run_uuid=submitted["run_id"]).status == "FAILED"
+
+
+def pids_of(client, run_id) -> list[int]:
+    text = client.get(f"{URL}{run_id}/logs").json()["text"]
+    return [int(p) for p in text.split("pids", 1)[1].split()[:2]] if "pids" in text else []
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+def test_a_timeout_or_a_cancel_kills_the_whole_process_group(api, personas, projects_worker,
+                                                             example_repo, how):
+    client = api(personas.alice)
+    body = {"uri": example_repo[0], "entry_point": "wait", "parameters": {"seconds": 120}}
+    if how == "timeout":
+        body["timeout_seconds"] = 8
+    submitted = client.post(URL, body, format="json").json()
+    wait_for(lambda: len(pids_of(client, submitted["id"])) == 2, timeout=90)
+    pids = pids_of(client, submitted["id"])
+    if how == "cancel":
+        response = client.post(f"{URL}{submitted['id']}/cancel")
+        assert response.status_code == 200 and response.json()["cancel_requested"]
+    done = wait_done(client, submitted["id"])
+    assert done["status"] == "KILLED", done
+    assert Run.objects.get(run_uuid=submitted["run_id"]).status == "KILLED"
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=15)
+
+
+def test_another_org_sees_none_of_it_and_bad_input_writes_nothing(api, personas, example_repo,
+                                                                  settings):
+    settings.LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = True
+    client = api(personas.alice)
+    submitted = client.post(URL, {"uri": example_repo[0]}, format="json").json()
+    other = api(personas.charlie)
+    for method, path in (("get", ""), ("get", "logs"), ("post", "cancel")):
+        response = getattr(other, method)(f"{URL}{submitted['id']}/{path}")
+        assert response.status_code == 404, (path, response.content)
+    assert other.get(URL).json() == []
+    assert ProjectRun.objects.get().status == "QUEUED"
+
+    counts = (ProjectRun.objects.count(), Run.objects.count(), AuditEvent.objects.count())
+    for body, field in [({}, "uri"), ({"uri": "ftp://x/y.git"}, "source"),
+                        ({"uri": example_repo[0], "env_manager": "docker"}, "env_manager"),
+                        ({"uri": example_repo[0], "parameters": {"a": [1]}}, "parameters.a"),
+                        ({"uri": example_repo[0], "timeout_seconds": 0}, "timeout_seconds"),
+                        ({"uri": example_repo[0], "experiment_id": "98765"}, None)]:
+        response = client.post(URL, body, format="json")
+        assert response.status_code in (400, 404), (body, response.content)
+        if field:
+            assert field in response.json().get("fields", {}), (body, response.json())
+    junk = io.BytesIO(b"not an archive at all")
+    junk.name = "x.zip"
+    response = client.post(URL, {"archive": junk}, format="multipart")
+    assert response.status_code == 400 and "archive" in response.json()["fields"]
+    assert (ProjectRun.objects.count(), Run.objects.count(), AuditEvent.objects.count()) == counts
+    # a viewer cannot submit
+    assert api(personas.bob).post(URL, {"uri": example_repo[0]}, format="json").status_code == 403
+    # cancelling a queued run ends it at once
+    response = client.post(f"{URL}{submitted['id']}/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "KILLED"
+    assert client.post(f"{URL}{submitted['id']}/cancel").status_code == 409
