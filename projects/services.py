@@ -19,7 +19,6 @@ from tracking.services.common import now_ms
 from tracking.services.runs import run_create_within
 
 STORAGE = "projects"
-LEASE_MARGIN_SECONDS = 120
 RUN_STATUS = {ProjectRunStatus.FINISHED: RunStatus.FINISHED,
               ProjectRunStatus.FAILED: RunStatus.FAILED,
               ProjectRunStatus.KILLED: RunStatus.KILLED}
@@ -134,7 +133,7 @@ def project_run_claim(*, pk: int, actor: Actor) -> tuple[ProjectRun, int] | None
     project_run.status, project_run.attempt = ProjectRunStatus.RUNNING, project_run.attempt + 1
     project_run.started_at = now
     project_run.lease_until = now + timezone.timedelta(
-        seconds=project_run.timeout_seconds + LEASE_MARGIN_SECONDS)
+        seconds=project_run.timeout_seconds + settings.LEDGERFLOW_PROJECT_LEASE_MARGIN)
     project_run.save(update_fields=["status", "attempt", "started_at", "lease_until"])
     _move_run(project_run, RunStatus.RUNNING, end=False)
     audit_record(org=project_run.org, actor=actor, action="project_run.started",

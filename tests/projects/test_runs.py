@@ -1,5 +1,6 @@
 """Project runs through the API, executed by a real worker into real tracking runs."""
 
+import contextlib
 import io
 import os
 import tarfile
@@ -148,3 +149,48 @@ def test_another_org_sees_none_of_it_and_bad_input_writes_nothing(api, personas,
     response = client.post(f"{URL}{submitted['id']}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "KILLED"
     assert client.post(f"{URL}{submitted['id']}/cancel").status_code == 409
+
+
+def test_a_worker_killed_mid_run_leaves_the_run_failed_not_running(api, personas, worker_env,
+                                                                   live_server, example_repo,
+                                                                   settings, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.projects.conftest import ROOT
+
+    settings.LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = True
+    env = {**worker_env, "LEDGERFLOW_PUBLIC_URL": live_server.url,
+           "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true", "LEDGERFLOW_PROJECT_LEASE_MARGIN": "1",
+           "LEDGERFLOW_PROJECTS_SWEEP_INTERVAL": "1"}
+
+    def worker(*extra):
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
+             "--concurrency", "1", "--hostname", f"p{len(extra)}@%h", *extra],
+            cwd=ROOT, env=env, start_new_session=True)
+
+    client = api(personas.alice)
+    first = worker("--queues", "projects")
+    try:
+        submitted = client.post(URL, {"uri": example_repo[0], "entry_point": "wait",
+                                      "parameters": {"seconds": 300}, "timeout_seconds": 6},
+                                format="json").json()
+        wait_for(lambda: len(pids_of(client, submitted["id"])) == 2, timeout=90)
+        pids = pids_of(client, submitted["id"])
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the worker dies; its command lives on, orphaned
+        first.wait()
+    for pid in pids:  # what a dead machine would leave: nothing
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert ProjectRun.objects.get().status == "RUNNING"
+    sweeper = worker("--queues", "default", "--beat", "--schedule", str(tmp_path / "beat"))
+    try:
+        done = wait_done(client, submitted["id"], timeout=60)
+    finally:
+        os.killpg(sweeper.pid, signal.SIGTERM)
+        sweeper.wait(timeout=30)
+    assert done["status"] == "FAILED" and "worker" in done["status_message"]
+    assert Run.objects.get(run_uuid=submitted["run_id"]).status == "FAILED"
