@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import sys
 import tarfile
 
 import pytest
@@ -194,3 +195,16 @@ def test_a_worker_killed_mid_run_leaves_the_run_failed_not_running(api, personas
         sweeper.wait(timeout=30)
     assert done["status"] == "FAILED" and "worker" in done["status_message"]
     assert Run.objects.get(run_uuid=submitted["run_id"]).status == "FAILED"
+
+
+def test_a_python_env_project_runs_in_a_virtualenv_built_with_uv(api, personas,
+                                                                 projects_worker, example_repo):
+    client = api(personas.alice)
+    submitted = client.post(URL, {"uri": example_repo[0], "env_manager": "virtualenv"},
+                            format="json").json()
+    done = wait_done(client, submitted["id"], timeout=600)
+    assert done["status"] == "FINISHED", (done, client.get(
+        f"{URL}{submitted['id']}/logs?stream=stderr").json()["text"][-2000:])
+    text = client.get(f"{URL}{submitted['id']}/logs").json()["text"]
+    prefix = text.split(" with ", 1)[1].split()[0]
+    assert "/envs/" in prefix and prefix != sys.prefix  # not the worker's own interpreter

@@ -1,6 +1,7 @@
 """Example project: trains a small classifier and logs it into the run the server made."""
 
 import argparse
+import sys
 
 import mlflow
 import mlflow.sklearn
@@ -20,4 +21,4 @@ with mlflow.start_run() as run:  # MLFLOW_RUN_ID names the run
     mlflow.log_params({"alpha": args.alpha, "rows": args.rows})
     mlflow.log_metric("accuracy", float(model.score(x, y)))
     mlflow.sklearn.log_model(model, name="model", input_example=x[:3])
-    print(f"trained in run {run.info.run_id}", flush=True)
+    print(f"trained in run {run.info.run_id} with {sys.prefix}", flush=True)
