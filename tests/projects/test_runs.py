@@ -208,3 +208,26 @@ def test_a_python_env_project_runs_in_a_virtualenv_built_with_uv(api, personas,
     text = client.get(f"{URL}{submitted['id']}/logs").json()["text"]
     prefix = text.split(" with ", 1)[1].split()[0]
     assert "/envs/" in prefix and prefix != sys.prefix  # not the worker's own interpreter
+
+
+def test_the_cli_submits_a_directory_and_follows_it_to_the_end(personas, projects_worker,
+                                                              live_server):
+    import subprocess
+
+    from tests.projects.conftest import ROOT
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": live_server.url,
+           "MLFLOW_TRACKING_TOKEN": personas.alice.raw_token}
+    cli = str(ROOT / ".venv" / "bin" / "ledgerflow")
+    done = subprocess.run([cli, "run", str(EXAMPLE), "-P", "alpha=0.3", "-P", "rows=30",
+                           "--experiment-name", "Default", "--wait"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "trained in run" in done.stdout
+    assert "FINISHED" in done.stderr
+    failed = subprocess.run([cli, "run", str(EXAMPLE), "-P", "alpha=high", "--wait"], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert failed.returncode == 1 and "FAILED" in failed.stderr and "alpha" in failed.stderr
+    refused = subprocess.run([cli, "run", "ftp://x/y.git"], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "Unsupported Git URL" in refused.stderr

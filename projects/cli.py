@@ -1,0 +1,136 @@
+"""`ledgerflow run`: run an MLproject on the server's workers, as `mlflow run` runs one locally.
+
+    ledgerflow run URI [-e ENTRY] [-P key=value ...] [--version REF] [--experiment-name NAME]
+                   [--env-manager local|virtualenv|conda] [--timeout SECONDS] [--wait]
+
+URI is a Git URL (https://, ssh://), a local project directory (uploaded as an archive) or a
+.tar.gz/.zip archive. The server and credentials come from MLFLOW_TRACKING_URI and
+MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME/PASSWORD), as the mlflow CLI reads them.
+With --wait the output is followed until the run ends; the exit status is 0 only for FINISHED.
+No Django here: this runs on a data scientist's machine.
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import requests
+
+DONE = ("FINISHED", "FAILED", "KILLED")
+
+
+def _session() -> tuple[requests.Session, str]:
+    base = os.environ.get("MLFLOW_TRACKING_URI", "").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        sys.exit("Set MLFLOW_TRACKING_URI to the Ledgerflow server (http://… or https://…).")
+    session = requests.Session()
+    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        session.headers["Authorization"] = f"Bearer {token}"
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        session.auth = (os.environ["MLFLOW_TRACKING_USERNAME"],
+                        os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    else:
+        sys.exit("Set MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and _PASSWORD).")
+    return session, base
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            sys.exit(f"-P expects key=value, got {pair!r}.")
+        params[key] = value
+    return params
+
+
+def _archive_of(directory: Path) -> io.BytesIO:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            relative = path.relative_to(directory)
+            if ".git" in relative.parts or "__pycache__" in relative.parts or path.is_symlink():
+                continue
+            tar.add(path, arcname=str(relative), recursive=False)
+    data.seek(0)
+    return data
+
+
+def submit(session, base: str, args) -> dict:
+    fields = {"entry_point": args.entry_point, "parameters": json.dumps(_parameters(args.param)),
+              "env_manager": args.env_manager}
+    if args.experiment_name:
+        fields["experiment_name"] = args.experiment_name
+    if args.experiment_id:
+        fields["experiment_id"] = args.experiment_id
+    if args.timeout:
+        fields["timeout_seconds"] = str(args.timeout)
+    local = Path(args.uri)
+    files = None
+    if local.is_dir():
+        files = {"archive": (f"{local.resolve().name}.tar.gz", _archive_of(local))}
+    elif local.is_file():
+        files = {"archive": (local.name, local.open("rb"))}
+    else:
+        fields["uri"], fields["version"] = args.uri, args.version or ""
+    response = session.post(f"{base}/api/v1/projects/runs/", data=fields, files=files,
+                            timeout=300)
+    if response.status_code != 201:
+        sys.exit(f"Submission refused ({response.status_code}): {response.text}")
+    return response.json()
+
+
+def follow(session, base: str, run_id: str, out=sys.stdout, err=sys.stderr) -> dict:
+    offsets = {"stdout": 0, "stderr": 0}
+    while True:
+        status = session.get(f"{base}/api/v1/projects/runs/{run_id}/", timeout=60).json()
+        for stream, sink in (("stdout", out), ("stderr", err)):
+            while True:
+                chunk = session.get(f"{base}/api/v1/projects/runs/{run_id}/logs",
+                                    params={"stream": stream, "offset": offsets[stream]},
+                                    timeout=60).json()
+                if chunk["text"]:
+                    sink.write(chunk["text"])
+                    sink.flush()
+                offsets[stream] = chunk["offset"]
+                if not chunk["text"] or chunk["done"]:
+                    break
+        if status["status"] in DONE:
+            return status
+        time.sleep(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ledgerflow")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run an MLproject on the server's workers")
+    run.add_argument("uri", help="Git URL, project directory or .tar.gz/.zip archive")
+    run.add_argument("-e", "--entry-point", default="main")
+    run.add_argument("-P", "--param", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("-v", "--version", help="Git branch, tag or commit")
+    run.add_argument("--experiment-name")
+    run.add_argument("--experiment-id")
+    run.add_argument("--env-manager", choices=["local", "virtualenv", "conda"], default="local")
+    run.add_argument("--timeout", type=int, help="seconds")
+    run.add_argument("--wait", action="store_true", help="follow the output until it ends")
+    args = parser.parse_args(argv)
+
+    session, base = _session()
+    submitted = submit(session, base, args)
+    print(f"=== Submitted project run {submitted['id']} (tracking run {submitted['run_id']}) ===",
+          file=sys.stderr)
+    if not args.wait:
+        return 0
+    final = follow(session, base, submitted["id"])
+    message = f": {final['status_message']}" if final["status_message"] else ""
+    print(f"=== Run {submitted['id']} {final['status']}{message} ===", file=sys.stderr)
+    return 0 if final["status"] == "FINISHED" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
