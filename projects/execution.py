@@ -61,7 +61,8 @@ def execute(pk: int, task_id: str = "") -> str:
             root, commit = _fetch(project_run, work / "src")
             project = load_project(root)
             entry = project.entry_point(project_run.entry_point, root)
-            command = entry.command_for(project_run.parameters)
+            paths = resolve_references(project_run, entry, work / "inputs")
+            command = entry.command_for(project_run.parameters, paths)
             services.project_run_resolved(pk=pk, attempt=attempt, commit=commit,
                                           digest=source_digest(root), command=command,
                                           actor=actor)
@@ -83,6 +84,78 @@ def execute(pk: int, task_id: str = "") -> str:
     services.project_run_finish(pk=pk, attempt=attempt, status=status, actor=actor,
                                 message=message, exit_code=code, logs=logs)
     return status
+
+
+def resolve_references(project_run: ProjectRun, entry, target: Path) -> dict[str, str]:
+    """`path` and `uri` parameters given as `runs:/<run id>/<path>` or
+    `models:/<name>/<version>` (or `@<alias>`), downloaded from this organization into
+    `target`: how one step's output feeds the next."""
+    resolved = {}
+    for name, parameter in entry.parameters.items():
+        value = str(project_run.parameters.get(name, parameter.default) or "")
+        if parameter.type not in ("path", "uri") or not value.startswith(("runs:/", "models:/")):
+            continue
+        destination = target / name
+        try:
+            if value.startswith("runs:/"):
+                resolved[name] = str(_download_run_artifact(project_run, value, destination))
+            else:
+                resolved[name] = str(_download_model(project_run, value, destination))
+        except ApplicationError as exc:
+            raise ProjectFailure(f"Parameter '{name}' ({value}): {exc.message}") from None
+    return resolved
+
+
+def _download_run_artifact(project_run: ProjectRun, uri: str, destination: Path) -> Path:
+    from tracking.artifacts import artifact_path_clean
+    from tracking.selectors import run_get
+
+    run_id, _, inner = uri.removeprefix("runs:/").strip("/").partition("/")
+    run = run_get(org=project_run.org, run_id=run_id)
+    base = f"{project_run.org_id}/{artifact_path_of_uri(run.artifact_uri)}"
+    name = f"{base}/{artifact_path_clean(inner)}".rstrip("/")
+    storage = artifact_storage()
+    files = list(_walk(storage, name)) if _is_dir(storage, name) else [("", name)]
+    if files == [("", name)] and not storage.exists(name):
+        raise ApplicationError(f"no artifact '{inner}' in run {run_id}", kind="not_found")
+    for relative, source in files:
+        local = destination / relative if relative else destination / Path(inner).name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(source, "rb") as src, open(local, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    return destination if _is_dir(storage, name) else destination / Path(inner).name
+
+
+def _is_dir(storage, name: str) -> bool:
+    try:
+        dirs, files = storage.listdir(name)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return bool(dirs or files)
+
+
+def _walk(storage, name: str, prefix: str = ""):
+    dirs, files = storage.listdir(name)
+    for file in files:
+        yield f"{prefix}{file}", f"{name}/{file}"
+    for directory in dirs:
+        yield from _walk(storage, f"{name}/{directory}", f"{prefix}{directory}/")
+
+
+def _download_model(project_run: ProjectRun, uri: str, destination: Path) -> Path:
+    from models_registry import selectors
+    from models_registry.packages import package_local_dir
+
+    reference = uri.removeprefix("models:/").strip("/")
+    if "@" in reference:
+        name, alias = reference.rsplit("@", 1)
+        version = selectors.model_version_by_alias(org=project_run.org, name=name, alias=alias)
+    else:
+        name, _, number = reference.rpartition("/")
+        version = selectors.model_version_get(org=project_run.org, name=name, version=number)
+    shutil.copytree(package_local_dir(version), destination,
+                    ignore=shutil.ignore_patterns(".complete"))
+    return destination
 
 
 def _fetch(project_run: ProjectRun, target: Path) -> tuple[Path, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.models_registry.conftest import make_version, saved_models  # noqa: F401
 from tests.tracking.conftest import _connections_closed_after_test, mlflow_as  # noqa: F401
 
 EXAMPLE = Path(__file__).parent / "example"

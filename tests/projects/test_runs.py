@@ -231,3 +231,33 @@ def test_the_cli_submits_a_directory_and_follows_it_to_the_end(personas, project
     refused = subprocess.run([cli, "run", "ftp://x/y.git"], env=env, capture_output=True,
                              text=True, timeout=60, check=False)
     assert refused.returncode != 0 and "Unsupported Git URL" in refused.stderr
+
+
+def test_runs_and_models_uris_feed_one_run_into_the_next(api, personas, projects_worker,
+                                                         example_repo, make_version):
+    client = api(personas.alice)
+    first = client.post(URL, {"uri": example_repo[0]}, format="json").json()
+    assert wait_done(client, first["id"])["status"] == "FINISHED"
+    summary = f"runs:/{first['run_id']}/summary/metrics.json"
+    report = client.post(URL, {"uri": example_repo[0], "entry_point": "report",
+                               "parameters": {"summary": summary}}, format="json").json()
+    done = wait_done(client, report["id"])
+    assert done["status"] == "FINISHED", done
+    assert "earlier accuracy" in client.get(f"{URL}{report['id']}/logs").json()["text"]
+
+    make_version(personas.org_a, "credit-risk")
+    score = client.post(URL, {"uri": example_repo[0], "entry_point": "score",
+                              "parameters": {"model": "models:/credit-risk/1"}},
+                        format="json").json()
+    done = wait_done(client, score["id"])
+    assert done["status"] == "FINISHED", done
+    assert "scored [" in client.get(f"{URL}{score['id']}/logs").json()["text"]
+
+    # another organization's runs and models are not found from here
+    make_version(personas.org_b, "theirs")
+    for parameters, entry in (({"model": "models:/theirs/1"}, "score"),
+                              ({"summary": "runs:/" + "0" * 32 + "/x.json"}, "report")):
+        refused = client.post(URL, {"uri": example_repo[0], "entry_point": entry,
+                                    "parameters": parameters}, format="json").json()
+        done = wait_done(client, refused["id"])
+        assert done["status"] == "FAILED" and "not found" in done["status_message"], done
