@@ -148,22 +148,28 @@ def ensure_peer() -> str:
     return "installed"
 
 
-def start_ledgerflow(pg_port: int, tmp: Path, workers: int, threads: int) -> tuple:
+def ledgerflow_env(pg_port: int, data: Path, **overrides: str) -> dict:
+    """Ledgerflow's production settings for a benchmark: a fresh data dir and signing key, the
+    in-memory broker unless `overrides` name another."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    data = tmp / "ledgerflow"
     data.mkdir()
     key = data / "signing-key.pem"
     key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "0",
-           "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1",
-           "LEDGERFLOW_SIGNING_KEY_FILE": str(key), "LEDGERFLOW_DATA_DIR": str(data),
-           "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/ledgerflow",
-           "CELERY_BROKER_URL": "memory://", "CELERY_RESULT_BACKEND": "cache+memory://",
-           "LOG_LEVEL": "WARNING"}
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1",
+            "LEDGERFLOW_SIGNING_KEY_FILE": str(key), "LEDGERFLOW_DATA_DIR": str(data),
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/ledgerflow",
+            "CELERY_BROKER_URL": "memory://", "CELERY_RESULT_BACKEND": "cache+memory://",
+            "LOG_LEVEL": "WARNING", **overrides}
+
+
+def start_ledgerflow(pg_port: int, tmp: Path, workers: int, threads: int,
+                     env: dict | None = None) -> tuple:
+    env = env or ledgerflow_env(pg_port, tmp / "ledgerflow")
     manage = [sys.executable, str(ROOT / "manage.py")]
     for args in (["migrate", "--noinput", "-v0"], ["org_create", "bench"],
                  ["user_add", "bench", "bench@example.com", "--role", "data_scientist"]):

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import platform
-import secrets
 import shutil
 import signal
 import statistics
@@ -52,41 +51,11 @@ LOOP_LIMIT = 75  # s, any one scoring loop (it stops early and says so)
 
 # --- processes ---------------------------------------------------------------------------
 def ledgerflow_env(pg_port: int, redis_port: int, data: Path) -> dict:
-    """harness.start_ledgerflow's production environment, with Redis as the broker so a
-    separate Celery worker process can take the packaging tasks (harness uses memory://)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    data.mkdir()
-    key = data / "signing-key.pem"
-    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    """harness's production environment with Redis as the broker, so a separate Celery worker
+    process can take the packaging tasks (harness uses memory://)."""
     redis = f"redis://127.0.0.1:{redis_port}"
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "0",
-            "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1",
-            "LEDGERFLOW_SIGNING_KEY_FILE": str(key), "LEDGERFLOW_DATA_DIR": str(data),
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/ledgerflow",
-            "REDIS_URL": redis, "CELERY_BROKER_URL": f"{redis}/0",
-            "CELERY_RESULT_BACKEND": f"{redis}/1", "LOG_LEVEL": "WARNING"}
-
-
-def start_ledgerflow(env: dict, tmp: Path, workers: int, threads: int) -> tuple:
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    for args in (["migrate", "--noinput", "-v0"], ["org_create", "bench"],
-                 ["user_add", "bench", "bench@example.com", "--role", "data_scientist"]):
-        subprocess.run(manage + args, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    out = subprocess.run([*manage, "token_create", "bench", "bench@example.com"], cwd=ROOT,
-                         env=env, check=True, capture_output=True, text=True).stdout
-    token = out.strip().splitlines()[-1]
-    port, log = services.free_port(), tmp / "ledgerflow.log"
-    cmd = [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi",
-           "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", str(workers),
-           "--threads", str(threads), "--timeout", "300", "--graceful-timeout", "10",
-           "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(log, "w"), start_new_session=True)  # noqa: SIM115
-    return proc, port, token, log, cmd
+    return harness.ledgerflow_env(pg_port, data, REDIS_URL=redis, CELERY_BROKER_URL=f"{redis}/0",
+                                  CELERY_RESULT_BACKEND=f"{redis}/1")
 
 
 def start_worker(env: dict, tmp: Path) -> tuple:
@@ -424,8 +393,8 @@ def main() -> int:
         ms_proc, ms_port, ms_log, commands["mlflow server"] = harness.start_mlflow(
             pg_port, tmp, args.workers)
         procs.append((ms_proc, signal.SIGTERM))
-        lf_proc, lf_port, token, lf_log, commands[LF] = start_ledgerflow(
-            env, tmp, args.workers, args.threads)
+        lf_proc, lf_port, token, lf_log, commands[LF] = harness.start_ledgerflow(
+            pg_port, tmp, args.workers, args.threads, env=env)
         procs.append((lf_proc, signal.SIGTERM))
         worker, worker_log, commands["celery"] = start_worker(env, tmp)
         procs.append((worker, signal.SIGTERM))

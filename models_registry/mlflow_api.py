@@ -3,13 +3,14 @@
 Adapters only: read the request, call selectors/services, shape MLflow's JSON.
 """
 
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Prefetch, Q
 from mlflow.entities.model_registry.prompt_version import IS_PROMPT_TAG_KEY
 from mlflow.exceptions import MlflowException
 from mlflow.utils.search_utils import SearchModelUtils, SearchModelVersionUtils
 
 from models_registry import selectors, services
 from models_registry.models import (
+    ModelAlias,
     ModelVersion,
     ModelVersionTag,
     RegisteredModel,
@@ -73,7 +74,7 @@ def model_json(model: RegisteredModel, *, with_latest: bool = True) -> dict:
         "description": model.description,
         "tags": [{"key": t.key, "value": t.value} for t in model.tags.all()],
         "aliases": [{"alias": a.alias, "version": str(a.model_version.version)}
-                    for a in model.aliases.select_related("model_version").order_by("alias")],
+                    for a in sorted(model.aliases.all(), key=lambda a: a.alias)],
     }
     if with_latest:
         body["latest_versions"] = [version_json(v) for v in _latest_versions(model)]
@@ -241,6 +242,8 @@ def search_models(ctx: Context, req: MlflowRequest):
                       {"name": "name", "creation_timestamp": "creation_timestamp",
                        "last_updated_timestamp": "last_updated_timestamp",
                        "timestamp": "creation_timestamp"})
+    models = models.prefetch_related(  # what model_json shows, in two queries for the page
+        "tags", Prefetch("aliases", queryset=ModelAlias.objects.select_related("model_version")))
     page, token = search.paginate(models.order_by(*ordering),
                                   page_token=req.str("page_token", ""),
                                   max_results=req.int("max_results", 100),

@@ -32,7 +32,7 @@ from audit.actors import Actor
 from audit.canonical import dumps as canonical_json
 from config.paths import BASE_DIR
 from models_registry import services
-from tracking.artifacts import CHUNK_SIZE, artifact_storage
+from tracking.artifacts import CHUNK_SIZE, artifact_storage, storage_files
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,10 @@ def package_digest(files: list[dict]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json({"files": listing})).hexdigest()
 
 
-def _walk(storage, name: str, prefix: str = ""):
-    dirs, files = storage.listdir(name)
-    for file in sorted(files):
-        yield f"{prefix}{file}", f"{name}/{file}"
-    for directory in sorted(dirs):
-        yield from _walk(storage, f"{name}/{directory}", f"{prefix}{directory}/")
-
-
 def copy_source(org_id: int, source_path: str, target: Path) -> list[dict]:
     """The model directory's files into `target`, with their sizes and SHA-256."""
     storage, files, total = artifact_storage(), [], 0
-    for relative, name in _walk(storage, f"{org_id}/{source_path}"):
+    for relative, name in storage_files(storage, f"{org_id}/{source_path}"):
         digest, size = hashlib.sha256(), 0
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -230,9 +222,7 @@ def package(version_pk: int, task_id: str = "") -> str:
         return "skipped"
     version, attempt = claimed
     try:
-        return _package_claimed(version, attempt, actor)
-    except (PackagingError, AttemptInterrupted):
-        raise
+        return _package_claimed(version, attempt, actor)  # a bad model ends as "failed" there
     except Exception as exc:
         logger.exception("packaging %s (attempt %d) was interrupted", version.label, attempt)
         raise AttemptInterrupted(attempt, f"{type(exc).__name__}: {exc}") from exc

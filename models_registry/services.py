@@ -169,18 +169,26 @@ def registered_model_delete(*, model: RegisteredModel, actor: Actor) -> None:
                  after={"deleted": True, "approvals_cancelled": cancelled})
 
 
-def _set_tag(owner, tag_model, owner_field: str, key: str, value: str | None):
-    """Set (value given) or delete (None) one tag; returns the value before."""
+def _tag_change(owner, tag_model, owner_field: str, key: str, value: str | None,
+                actor: Actor, action: str, label: str) -> None:
+    """Set (value given) or delete (None) one tag of a locked model or version, audited as
+    `<action>.tag_set` / `<action>.tag_deleted`. As in MLflow, deleting a tag that is not there
+    succeeds and changes nothing."""
     rows = tag_model.objects.filter(**{owner_field: owner, "key": key})
     before = rows.values_list("value", flat=True).first()
     if value is None:
+        if before is None:
+            return
         rows.delete()
     elif before is None:
         tag_model.objects.create(org_id=owner.org_id, key=key, value=value,
                                  **{owner_field: owner})
     else:
         rows.update(value=value)
-    return before
+    _touch(owner)
+    audit_record(org=owner.org, actor=actor,
+                 action=f"{action}.tag_set" if value is not None else f"{action}.tag_deleted",
+                 target=owner, target_label=label, before={key: before}, after={key: value})
 
 
 @transaction.atomic(durable=True)
@@ -190,15 +198,8 @@ def registered_model_tag(*, model: RegisteredModel, key: str, value: str | None,
     if value is not None:
         _mlflow_checked(mlflow_validation._validate_registered_model_tag, key, value)
     model = _locked_model(model)
-    before = _set_tag(model, RegisteredModelTag, "registered_model", key, value)
-    if value is None and before is None:
-        return  # as MLflow: deleting a tag that is not there succeeds and changes nothing
-    _touch(model)
-    audit_record(org=model.org, actor=actor,
-                 action="registered_model.tag_set" if value is not None
-                 else "registered_model.tag_deleted",
-                 target=model, target_label=model.name, before={key: before},
-                 after={key: value})
+    _tag_change(model, RegisteredModelTag, "registered_model", key, value, actor,
+                "registered_model", model.name)
 
 
 # --- model versions ----------------------------------------------------------------------------
@@ -312,15 +313,8 @@ def model_version_tag(*, version: ModelVersion, key: str, value: str | None,
     if value is not None:
         _mlflow_checked(mlflow_validation._validate_model_version_tag, key, value)
     version = _locked_version(version)
-    before = _set_tag(version, ModelVersionTag, "model_version", key, value)
-    if value is None and before is None:
-        return  # as MLflow: deleting a tag that is not there succeeds and changes nothing
-    _touch(version)
-    audit_record(org=version.org, actor=actor,
-                 action="model_version.tag_set" if value is not None
-                 else "model_version.tag_deleted",
-                 target=version, target_label=version.label, before={key: before},
-                 after={key: value})
+    _tag_change(version, ModelVersionTag, "model_version", key, value, actor, "model_version",
+                version.label)
 
 
 # --- aliases and approvals ---------------------------------------------------------------------

@@ -107,39 +107,25 @@ def resolve_references(project_run: ProjectRun, entry, target: Path) -> dict[str
 
 
 def _download_run_artifact(project_run: ProjectRun, uri: str, destination: Path) -> Path:
-    from tracking.artifacts import artifact_path_clean
+    """A file (kept under its name) or a directory of a run's artifacts, copied locally."""
+    from tracking.artifacts import artifact_path_clean, storage_files, storage_kind
     from tracking.selectors import run_get
 
     run_id, _, inner = uri.removeprefix("runs:/").strip("/").partition("/")
     run = run_get(org=project_run.org, run_id=run_id)
-    base = f"{project_run.org_id}/{artifact_path_of_uri(run.artifact_uri)}"
-    name = f"{base}/{artifact_path_clean(inner)}".rstrip("/")
     storage = artifact_storage()
-    files = list(_walk(storage, name)) if _is_dir(storage, name) else [("", name)]
-    if files == [("", name)] and not storage.exists(name):
+    name = f"{project_run.org_id}/{artifact_path_of_uri(run.artifact_uri)}/" \
+           f"{artifact_path_clean(inner)}".rstrip("/")
+    kind = storage_kind(storage, name)
+    if kind is None:
         raise ApplicationError(f"no artifact '{inner}' in run {run_id}", kind="not_found")
+    files = storage_files(storage, name) if kind == "dir" else [(Path(inner).name, name)]
     for relative, source in files:
-        local = destination / relative if relative else destination / Path(inner).name
+        local = destination / relative
         local.parent.mkdir(parents=True, exist_ok=True)
         with storage.open(source, "rb") as src, open(local, "wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
-    return destination if _is_dir(storage, name) else destination / Path(inner).name
-
-
-def _is_dir(storage, name: str) -> bool:
-    try:
-        dirs, files = storage.listdir(name)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    return bool(dirs or files)
-
-
-def _walk(storage, name: str, prefix: str = ""):
-    dirs, files = storage.listdir(name)
-    for file in files:
-        yield f"{prefix}{file}", f"{name}/{file}"
-    for directory in dirs:
-        yield from _walk(storage, f"{name}/{directory}", f"{prefix}{directory}/")
+    return destination if kind == "dir" else destination / Path(inner).name
 
 
 def _download_model(project_run: ProjectRun, uri: str, destination: Path) -> Path:

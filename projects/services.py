@@ -45,8 +45,8 @@ def _check_parameters(parameters) -> dict[str, str]:
 
 
 def archive_store(*, org, stream, size: int) -> tuple[str, str]:
-    """Keep an uploaded archive (before the submission's transaction): its storage name and
-    SHA-256. Only tar and zip archives within the size limit are accepted."""
+    """Keep an uploaded archive (a Django UploadedFile), before the submission's transaction:
+    its storage name and SHA-256. Only tar and zip archives within the size limit are accepted."""
     limit = settings.LEDGERFLOW_PROJECT_MAX_BYTES
     if size > limit:
         raise invalid(f"The archive is larger than {limit} bytes.", "archive")
@@ -57,7 +57,7 @@ def archive_store(*, org, stream, size: int) -> tuple[str, str]:
     if not (is_zip or is_gzip or is_tar):
         raise invalid("The archive must be a .tar.gz, .tar or .zip file.", "archive")
     digest = hashlib.sha256()
-    for chunk in stream.chunks() if hasattr(stream, "chunks") else iter(lambda: stream.read(1 << 20), b""):
+    for chunk in stream.chunks():
         digest.update(chunk)
     stream.seek(0)
     name = storages[STORAGE].save(f"{org.pk}/{uuid.uuid4().hex}.archive", stream)

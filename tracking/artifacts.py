@@ -159,7 +159,7 @@ def _local_path(storage: Storage, name: str) -> str | None:
         return None
 
 
-def _kind(storage: Storage, name: str) -> str | None:
+def storage_kind(storage: Storage, name: str) -> str | None:
     """"file", "dir" or None. Object stores have no directories, only common prefixes."""
     local = _local_path(storage, name)
     if local is not None:
@@ -200,7 +200,7 @@ def artifact_open(*, org, path: str) -> File:
         storage, name = mounted
     else:
         storage, name = artifact_storage(), artifact_locate(org=org, path=path).name
-    kind = _kind(storage, name)
+    kind = storage_kind(storage, name)
     if kind == "dir":
         raise _invalid(path, "it refers to a directory, not a file")
     if kind is None:
@@ -211,12 +211,18 @@ def artifact_open(*, org, path: str) -> File:
         raise _missing(path) from None
 
 
-def _walk_files(storage: Storage, name: str):
+def storage_files(storage: Storage, name: str, prefix: str = ""):
+    """(path relative to the directory `name`, storage name) of every file below it, sorted."""
     dirs, files = _listdir(storage, name)
-    for file in files:
-        yield f"{name}/{file}", storage.size(f"{name}/{file}")
-    for directory in dirs:
-        yield from _walk_files(storage, f"{name}/{directory}")
+    for file in sorted(files):
+        yield f"{prefix}{file}", f"{name}/{file}"
+    for directory in sorted(dirs):
+        yield from storage_files(storage, f"{name}/{directory}", f"{prefix}{directory}/")
+
+
+def _walk_files(storage: Storage, name: str):
+    for _relative, file in storage_files(storage, name):
+        yield file, storage.size(file)
 
 
 class _Intake:
@@ -423,7 +429,7 @@ def artifact_delete(*, org, path: str, actor: Actor) -> None:
     """Delete a file or a whole directory; one `artifact.deleted` event."""
     location = artifact_locate(org=org, path=path)
     storage = artifact_storage()
-    kind = _kind(storage, location.name)
+    kind = storage_kind(storage, location.name)
     if kind is None:
         raise _missing(location.path)
     files = list(_walk_files(storage, location.name)) if kind == "dir" else \
