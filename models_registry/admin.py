@@ -14,23 +14,7 @@ from models_registry.models import (
     ProtectedAlias,
     RegisteredModel,
 )
-from tenancy.admin import ServiceAdminMixin
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    actions = None
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from tenancy.admin import ReadOnlyAdmin, ServiceAdminMixin
 
 
 class VersionInline(admin.TabularInline):

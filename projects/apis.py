@@ -2,14 +2,14 @@
 
 import contextlib
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from projects import services
 from projects.execution import LOG_NAMES, log_name
-from projects.models import EnvManager, ProjectRun
+from projects.models import EnvManager, ProjectRun, Workflow
 from tenancy.api import OrgApi
 from tracking import selectors as tracking_selectors
 from tracking.artifacts import artifact_storage
@@ -25,47 +25,63 @@ class ProjectRunOutputSerializer(serializers.ModelSerializer):
     submitted_by = serializers.EmailField(source="submitted_by.email")
     uri = serializers.CharField(source="git_url")
     version = serializers.CharField(source="git_ref")
+    workflow_id = serializers.UUIDField(source="workflow.uuid", allow_null=True, default=None)
+    step = serializers.CharField(source="step_name")
 
     class Meta:
         model = ProjectRun
         fields = ["id", "run_id", "experiment_id", "status", "status_message", "source_kind",
                   "uri", "version", "entry_point", "parameters", "env_manager",
                   "timeout_seconds", "resolved_commit", "source_digest", "command",
-                  "cancel_requested", "exit_code", "submitted_by", "created_at", "started_at",
-                  "ended_at"]
+                  "cancel_requested", "exit_code", "attempt", "safe_to_retry", "workflow_id",
+                  "step", "submitted_by", "created_at", "started_at", "ended_at"]
 
 
-class ProjectRunListApi(OrgApi):
+class WorkflowOutputSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid")
+    run_id = serializers.CharField(source="run.run_uuid")
+    experiment_id = serializers.CharField(source="run.experiment.public_id")
+    submitted_by = serializers.EmailField(source="submitted_by.email")
+    steps = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "run_id", "experiment_id", "status", "status_message", "steps",
+                  "submitted_by", "created_at", "ended_at"]
+
+    @extend_schema_field(ProjectRunOutputSerializer(many=True))
+    def get_steps(self, workflow):
+        steps = workflow.steps.select_related("run__experiment", "submitted_by", "workflow") \
+            .order_by("step_index")
+        return ProjectRunOutputSerializer(steps, many=True).data
+
+
+class SourceSerializer(serializers.Serializer):
+    """Where a project comes from and which experiment its runs go to."""
+
+    uri = serializers.CharField(required=False, max_length=1000,
+                                help_text="Git URL (https://, ssh://)")
+    version = serializers.CharField(required=False, default="", max_length=250,
+                                    help_text="branch, tag or commit")
+    archive = serializers.FileField(required=False, help_text=".tar.gz or .zip")
+    experiment_id = serializers.CharField(required=False)
+    experiment_name = serializers.CharField(required=False)
+    env_manager = serializers.ChoiceField(choices=EnvManager.choices, default="local")
+
+    def validate(self, attrs):
+        if bool(attrs.get("uri")) == bool(attrs.get("archive")):
+            raise serializers.ValidationError({"uri": "Give either 'uri' or 'archive'."})
+        return attrs
+
+
+class SubmitApi(OrgApi):
+    """Shared by runs and workflows: the checked input, the experiment, the stored archive
+    (removed again when the submission is refused)."""
+
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    InputSerializer = SourceSerializer
 
-    class InputSerializer(serializers.Serializer):
-        uri = serializers.CharField(required=False, max_length=1000,
-                                    help_text="Git URL (https://, ssh://)")
-        version = serializers.CharField(required=False, default="", max_length=250,
-                                        help_text="branch, tag or commit")
-        archive = serializers.FileField(required=False, help_text=".tar.gz or .zip")
-        entry_point = serializers.CharField(required=False, default="main", max_length=250)
-        parameters = serializers.JSONField(required=False, default=dict)
-        experiment_id = serializers.CharField(required=False)
-        experiment_name = serializers.CharField(required=False)
-        env_manager = serializers.ChoiceField(choices=EnvManager.choices, default="local")
-        timeout_seconds = serializers.IntegerField(required=False, min_value=1)
-
-        def validate(self, attrs):
-            if bool(attrs.get("uri")) == bool(attrs.get("archive")):
-                raise serializers.ValidationError({"uri": "Give either 'uri' or 'archive'."})
-            return attrs
-
-    @extend_schema(responses=ProjectRunOutputSerializer(many=True),
-                   summary="Project runs, newest first")
-    def get(self, request):
-        runs = self.scoped(ProjectRun).select_related("run__experiment", "submitted_by") \
-            .order_by("-created_at")[:200]
-        return Response(ProjectRunOutputSerializer(runs, many=True).data)
-
-    @extend_schema(request=InputSerializer, responses={201: ProjectRunOutputSerializer},
-                   summary="Run an MLproject from Git or an uploaded archive")
-    def post(self, request):
+    def submit(self, request, create):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         data = data.validated_data
@@ -75,17 +91,14 @@ class ProjectRunListApi(OrgApi):
             archive_name, _ = services.archive_store(org=self.org, stream=data["archive"],
                                                      size=data["archive"].size)
         try:
-            project_run = services.project_run_submit(
-                experiment=experiment, actor=self.actor(), entry_point=data["entry_point"],
-                parameters=data["parameters"], git_url=data.get("uri", ""),
-                git_ref=data["version"], archive_name=archive_name,
-                env_manager=data["env_manager"], timeout_seconds=data.get("timeout_seconds"))
+            return create(data, experiment=experiment, actor=self.actor(),
+                          git_url=data.get("uri", ""), git_ref=data["version"],
+                          archive_name=archive_name, env_manager=data["env_manager"])
         except Exception:
             if archive_name:  # nothing of a refused submission stays behind
                 with contextlib.suppress(OSError):
                     services.storages[services.STORAGE].delete(archive_name)
             raise
-        return Response(ProjectRunOutputSerializer(project_run).data, status=201)
 
     def _experiment(self, data) -> Experiment:
         if data.get("experiment_id"):
@@ -95,6 +108,28 @@ class ProjectRunListApi(OrgApi):
             return tracking_selectors.experiment_get_by_name(org=self.org,
                                                              name=data["experiment_name"])
         return tracking_selectors.experiment_get(org=self.org, experiment_id="0")
+
+
+class ProjectRunListApi(SubmitApi):
+    class InputSerializer(SourceSerializer):
+        entry_point = serializers.CharField(required=False, default="main", max_length=250)
+        parameters = serializers.JSONField(required=False, default=dict)
+        timeout_seconds = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(responses=ProjectRunOutputSerializer(many=True),
+                   summary="Project runs, newest first")
+    def get(self, request):
+        runs = self.scoped(ProjectRun).select_related("run__experiment", "submitted_by", "workflow") \
+            .order_by("-created_at")[:200]
+        return Response(ProjectRunOutputSerializer(runs, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: ProjectRunOutputSerializer},
+                   summary="Run an MLproject from Git or an uploaded archive")
+    def post(self, request):
+        project_run = self.submit(request, lambda data, **source: services.project_run_submit(
+            entry_point=data["entry_point"], parameters=data["parameters"],
+            timeout_seconds=data.get("timeout_seconds"), **source))
+        return Response(ProjectRunOutputSerializer(project_run).data, status=201)
 
 
 class ProjectRunDetailApi(OrgApi):
@@ -139,3 +174,41 @@ class ProjectRunCancelApi(OrgApi):
         services.project_run_cancel(project_run=project_run, actor=self.actor())
         return Response(ProjectRunOutputSerializer(
             self.get_scoped(ProjectRun, uuid=run_uuid)).data)
+
+
+class WorkflowListApi(SubmitApi):
+    class InputSerializer(SourceSerializer):
+        name = serializers.CharField(required=False, default="", max_length=250)
+        steps = serializers.JSONField(
+            help_text="[{name, entry_point, parameters, timeout_seconds}, ...]; a parameter "
+                      "may hold ${steps.<earlier step>.run_id}")
+
+    @extend_schema(responses=WorkflowOutputSerializer(many=True),
+                   summary="Workflows, newest first")
+    def get(self, request):
+        workflows = self.scoped(Workflow).select_related("run__experiment", "submitted_by") \
+            .order_by("-created_at")[:100]
+        return Response(WorkflowOutputSerializer(workflows, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: WorkflowOutputSerializer},
+                   summary="Run the steps of a project in order, each a child run")
+    def post(self, request):
+        workflow = self.submit(request, lambda data, **source: services.workflow_submit(
+            name=data["name"], steps=data["steps"], **source))
+        return Response(WorkflowOutputSerializer(workflow).data, status=201)
+
+
+class WorkflowDetailApi(OrgApi):
+    @extend_schema(responses=WorkflowOutputSerializer, summary="One workflow and its steps")
+    def get(self, request, workflow_uuid):
+        return Response(WorkflowOutputSerializer(
+            self.get_scoped(Workflow, uuid=workflow_uuid)).data)
+
+
+class WorkflowCancelApi(OrgApi):
+    @extend_schema(request=None, responses=WorkflowOutputSerializer,
+                   summary="Cancel: the current step is killed, the later ones not run")
+    def post(self, request, workflow_uuid):
+        workflow = services.workflow_cancel(
+            workflow=self.get_scoped(Workflow, uuid=workflow_uuid), actor=self.actor())
+        return Response(WorkflowOutputSerializer(workflow).data)

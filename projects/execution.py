@@ -11,6 +11,7 @@ whole group (KILLED); the exit status decides FINISHED or FAILED.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -19,13 +20,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import storages
+from django.db import connection
 
 from audit.actors import Actor
 from config.exceptions import ApplicationError
@@ -55,7 +59,8 @@ def execute(pk: int, task_id: str = "") -> str:
         return "skipped"
     project_run, attempt = claimed
     token = None
-    with tempfile.TemporaryDirectory(prefix="ledgerflow-project-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="ledgerflow-project-") as scratch, \
+            _heartbeat(pk, attempt):
         work = Path(scratch)
         try:
             root, commit = _fetch(project_run, work / "src")
@@ -65,12 +70,12 @@ def execute(pk: int, task_id: str = "") -> str:
             command = entry.command_for(project_run.parameters, paths)
             services.project_run_resolved(pk=pk, attempt=attempt, commit=commit,
                                           digest=source_digest(root), command=command,
-                                          actor=actor)
-            path_env = _environment(project_run, project, root)
+                                          safe_to_retry=entry.safe_to_retry, actor=actor)
+            environment = _environment(project_run, project, root)
             token, raw = token_create_for_run(run=project_run.run, actor=actor,
                                               user=project_run.submitted_by,
                                               ttl_seconds=project_run.timeout_seconds + 300)
-            status, code, message = _run(project_run, command, root, work, path_env, raw)
+            status, code, message = _run(project_run, command, root, work, environment, raw)
         except (ApplicationError, ProjectFailure) as exc:
             status, code = ProjectRunStatus.FAILED, None
             message = getattr(exc, "message", None) or str(exc)
@@ -84,6 +89,29 @@ def execute(pk: int, task_id: str = "") -> str:
     services.project_run_finish(pk=pk, attempt=attempt, status=status, actor=actor,
                                 message=message, exit_code=code, logs=logs)
     return status
+
+
+@contextlib.contextmanager
+def _heartbeat(pk: int, attempt: int):
+    """Renew the attempt's lease from a thread while the worker holds it (fetch, environment
+    build, command): a lease that runs out means the worker is gone."""
+    stop = threading.Event()
+    interval = max(settings.LEDGERFLOW_PROJECT_LEASE_SECONDS / 4, 0.5)
+
+    def beat():
+        try:
+            while not stop.wait(interval):
+                services.project_run_heartbeat(pk=pk, attempt=attempt)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"lease-{pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def resolve_references(project_run: ProjectRun, entry, target: Path) -> dict[str, str]:
@@ -156,20 +184,77 @@ def _fetch(project_run: ProjectRun, target: Path) -> tuple[Path, str]:
     return target, ""
 
 
-def _environment(project_run: ProjectRun, project, root: Path) -> str:
-    """The PATH the command runs with: the interpreter of the requested environment first."""
+@dataclass(frozen=True)
+class Environment:
+    """How the command is started: the PATH it sees and, for docker_env, the image it runs in."""
+
+    path: str
+    image: str = ""
+
+    def argv(self, command: str, work: Path, root: Path, env: dict, name: str) -> list[str]:
+        if not self.image:
+            return ["/bin/bash", "-c", command]
+        # The scratch directory at the same path inside, so resolved inputs are where the
+        # command was told; the host network, so MLFLOW_TRACKING_URI on loopback works.
+        return ["docker", "run", "--rm", "--name", name, "--network", "host",
+                "--volume", f"{work}:{work}", "--workdir", str(root),
+                *[f"--env={key}" for key in env if key.startswith("MLFLOW_")],
+                self.image, "/bin/bash", "-c", command]
+
+
+def _environment(project_run: ProjectRun, project, root: Path) -> Environment:
+    """The environment the project declares (or `local`, when asked for): the interpreter of
+    the worker, a uv virtualenv, a conda environment or a Docker image."""
     manager = project_run.env_manager
     base = os.environ.get("PATH", "")
     if manager == EnvManager.LOCAL or project.env_type == "local":
-        return f"{Path(sys.executable).parent}{os.pathsep}{base}"
-    if manager == EnvManager.CONDA or project.env_type == "conda_env":
-        if shutil.which("conda") is None:
-            raise ProjectFailure("This project needs conda, which this worker does not have; "
-                                 "run it with env_manager 'local' or on a worker with conda.")
-        raise ProjectFailure("conda environments are not supported by this worker yet.")
+        return Environment(f"{Path(sys.executable).parent}{os.pathsep}{base}")
     if project.env_type == "docker_env":
-        raise ProjectFailure("This project needs Docker, which this worker does not have.")
-    return f"{_virtualenv(root / project.env_file)}{os.pathsep}{base}"
+        _docker_ready(project.docker_image)
+        return Environment(base, image=project.docker_image)
+    if manager == EnvManager.CONDA or project.env_type == "conda_env":
+        return Environment(f"{_conda(root / project.env_file)}{os.pathsep}{base}")
+    return Environment(f"{_virtualenv(root / project.env_file)}{os.pathsep}{base}")
+
+
+def _docker_ready(image: str) -> None:
+    if shutil.which("docker") is None:
+        raise ProjectFailure(f"This project runs in the Docker image {image!r}, and this "
+                             "worker has no docker command.")
+    probe = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],  # noqa: S607
+                           capture_output=True, text=True, timeout=30, check=False)
+    if probe.returncode != 0:
+        raise ProjectFailure(f"This project runs in the Docker image {image!r}, and this "
+                             f"worker's docker cannot reach a Docker engine: "
+                             f"{probe.stderr.strip()[-300:]}")
+
+
+def _conda(spec_path: Path) -> Path:
+    """A conda environment for a conda_env spec, built once per spec digest (in place: conda
+    prefixes cannot be moved), under a file lock shared by the worker's processes."""
+    conda = next((c for c in ("conda", "mamba", "micromamba") if shutil.which(c)), None)
+    if conda is None:
+        raise ProjectFailure("This project declares a conda environment, and this worker has "
+                             "no conda (looked for conda, mamba and micromamba); run it with "
+                             "env_manager 'local' or on a worker that has conda.")
+    key = hashlib.sha256(spec_path.read_bytes()).hexdigest()[:24]
+    target = Path(settings.LEDGERFLOW_ENV_CACHE_DIR) / f"conda-{key}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            args = ["create", "--yes", "--prefix", str(target), "--file", str(spec_path)] \
+                if conda == "micromamba" else \
+                ["env", "create", "--quiet", "--prefix", str(target), "--file", str(spec_path)]
+            done = subprocess.run([conda, *args], capture_output=True, text=True,  # noqa: S603
+                                  timeout=3600, check=False)
+            if done.returncode != 0:
+                shutil.rmtree(target, ignore_errors=True)
+                raise ProjectFailure(f"Building the conda environment failed: "
+                                     f"{done.stderr.strip()[-800:]}")
+            (target / ".complete").touch()
+    return target / "bin"
 
 
 def _virtualenv(spec_path: Path) -> Path:
@@ -215,13 +300,17 @@ def _child_env(project_run: ProjectRun, path: str, token: str) -> dict:
     return env
 
 
-def _run(project_run: ProjectRun, command: str, root: Path, work: Path, path: str,
-         token: str) -> tuple[str, int | None, str]:
+def _run(project_run: ProjectRun, command: str, root: Path, work: Path,
+         environment: Environment, token: str) -> tuple[str, int | None, str]:
     deadline = time.monotonic() + project_run.timeout_seconds
+    env = _child_env(project_run, environment.path, token)
+    # a container is the Docker engine's child, not ours: killed through the engine
+    container = f"ledgerflow-{project_run.uuid.hex}-{project_run.attempt}" \
+        if environment.image else ""
+    argv = environment.argv(command, work, root, env, container)
     with open(work / LOG_NAMES[0], "wb") as out, open(work / LOG_NAMES[1], "wb") as err:
-        proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=root, stdout=out,  # noqa: S603
-                                stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env=_child_env(project_run, path, token))
+        proc = subprocess.Popen(argv, cwd=root, stdout=out, stderr=err,  # noqa: S603
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         flushed = time.monotonic()
         while True:
             try:
@@ -230,11 +319,13 @@ def _run(project_run: ProjectRun, command: str, root: Path, work: Path, path: st
             except subprocess.TimeoutExpired:
                 pass
             if time.monotonic() > deadline:
-                _kill_group(proc)
+                _kill_group(proc, container)
                 return (ProjectRunStatus.KILLED, None,
                         f"Stopped at its time limit of {project_run.timeout_seconds} s.")
-            if ProjectRun.objects.filter(pk=project_run.pk, cancel_requested=True).exists():
-                _kill_group(proc)
+            if not ProjectRun.objects.filter(pk=project_run.pk, attempt=project_run.attempt,
+                                             status=ProjectRunStatus.RUNNING,
+                                             cancel_requested=False).exists():
+                _kill_group(proc, container)  # cancelled, or no longer this attempt's to run
                 return ProjectRunStatus.KILLED, None, "Cancelled."
             if time.monotonic() - flushed > LOG_FLUSH_SECONDS:
                 _flush_logs(project_run, work)
@@ -246,8 +337,12 @@ def _run(project_run: ProjectRun, command: str, root: Path, work: Path, path: st
     return ProjectRunStatus.FAILED, code, f"The command exited with status {code}."
 
 
-def _kill_group(proc) -> None:
-    """SIGTERM to the whole process group, SIGKILL after a grace period."""
+def _kill_group(proc, container: str = "") -> None:
+    """SIGTERM to the whole process group, SIGKILL after a grace period (a container: killed
+    through the engine)."""
+    if container:
+        subprocess.run(["docker", "kill", container], capture_output=True,  # noqa: S603, S607
+                       timeout=60, check=False)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):

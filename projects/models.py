@@ -21,6 +21,7 @@ class EnvManager(models.TextChoices):
 
 
 class ProjectRunStatus(models.TextChoices):
+    WAITING = "WAITING"  # a workflow step whose earlier steps have not finished
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
@@ -29,6 +30,28 @@ class ProjectRunStatus(models.TextChoices):
 
 
 DONE = (ProjectRunStatus.FINISHED, ProjectRunStatus.FAILED, ProjectRunStatus.KILLED)
+
+
+class Workflow(TenantModel):
+    """A list of steps run in order, each a ProjectRun with its own tracking run, children of
+    one parent run; a step's parameters may name the runs of the steps before it."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=250)
+    run = models.OneToOneField("tracking.Run", on_delete=models.PROTECT, related_name="+")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     related_name="+")
+    status = models.CharField(max_length=10, choices=ProjectRunStatus.choices,
+                              default=ProjectRunStatus.QUEUED)
+    status_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "-created_at"], name="workflow_org_created")]
+
+    def __str__(self):
+        return f"workflow {self.name} ({self.uuid})"
 
 
 class ProjectRun(TenantModel):
@@ -53,18 +76,42 @@ class ProjectRun(TenantModel):
     command = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     attempt = models.PositiveIntegerField(default=0)
-    # Until when the attempt that holds the run may be silent: its start plus the time limit
-    # (and a margin). A run still RUNNING after it lost its worker; the sweeper fails it.
-    lease_until = models.DateTimeField(null=True, blank=True)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
+    # The entry point says a lost attempt may simply run again (MLproject `safe_to_retry`).
+    safe_to_retry = models.BooleanField(default=False)
+    workflow = models.ForeignKey(Workflow, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="steps")
+    step_index = models.PositiveIntegerField(null=True, blank=True)
+    step_name = models.CharField(max_length=100, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["org", "-created_at"], name="project_run_org_created"),
                    models.Index(fields=["status"], name="project_run_status")]
+        constraints = [models.UniqueConstraint(fields=["workflow", "step_index"],
+                                               name="project_run_one_per_step")]
 
     def __str__(self):
         return f"project run {self.uuid}"
+
+
+class ProjectRunLease(models.Model):
+    """The worker's bookkeeping for a run, kept apart from the audited tenant tables because it
+    changes every few seconds and says nothing about the run itself: when the run was last
+    handed to the broker, and until when the attempt holding it may be silent (its worker
+    renews that; a RUNNING run past it has lost its worker and the sweeper fails or requeues
+    it). Every change of the run's state is audited in ProjectRun's own transactions."""
+
+    project_run = models.OneToOneField(ProjectRun, on_delete=models.CASCADE, primary_key=True,
+                                       related_name="lease")
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["lease_until"], name="project_run_lease_until"),
+                   models.Index(fields=["handed_over_at"], name="project_run_handed_over")]
+
+    def __str__(self):
+        return f"lease of {self.project_run_id}"

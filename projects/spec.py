@@ -7,6 +7,8 @@ points (a command template with typed parameters and defaults) and at most one e
 next to it is used, as MLflow does. A directory without MLproject runs `*.py` and `*.sh`
 entry points by convention. Commands are built as MLflow builds them: declared parameters are
 substituted shell-quoted into the template, undeclared ones appended as `--key value`.
+One key of our own, which MLflow ignores: an entry point with `safe_to_retry: true` is run
+again when the worker running it is lost, instead of failing.
 """
 
 import math
@@ -67,6 +69,7 @@ class EntryPoint:
     name: str
     command: str
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    safe_to_retry: bool = False  # Ledgerflow's key (MLflow ignores it): rerun a lost attempt
 
     def resolve(self, given: dict) -> tuple[dict[str, str], dict[str, str]]:
         """(declared parameter values, extra ones), checked; a missing one without a default
@@ -159,7 +162,11 @@ def _entry_point(name: str, raw, where: str) -> EntryPoint:
     if undeclared:
         raise invalid(f"'{where}.command' uses undeclared parameter(s) {undeclared}.",
                       f"{where}.command")
-    return EntryPoint(name, command, parameters)
+    safe_to_retry = raw.get("safe_to_retry", False)
+    if not isinstance(safe_to_retry, bool):
+        raise invalid(f"'{where}.safe_to_retry' must be true or false.",
+                      f"{where}.safe_to_retry")
+    return EntryPoint(name, command, parameters, safe_to_retry)
 
 
 def _env(root: Path, raw: dict) -> tuple[str, str, str]:

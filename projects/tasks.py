@@ -7,12 +7,9 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from projects import execution, services
-from projects.models import ProjectRun, ProjectRunStatus
+from projects.models import ProjectRunLease, ProjectRunStatus
 
 logger = logging.getLogger(__name__)
-
-REQUEUE_AFTER_SECONDS = 120
-
 
 def project_run_enqueue(pk: int) -> None:
     """Hand a submission to the projects queue (after commit). A submission is stored first:
@@ -30,20 +27,15 @@ def project_run_execute(self, pk: int) -> str:
 
 @shared_task(name="projects.sweep")
 def project_runs_sweep() -> dict:
-    """Celery beat: fail runs whose worker was lost (lease past: start + time limit + margin);
-    re-send submissions no worker took."""
-    now, actor = timezone.now(), Actor.task("projects.sweep")
-    lost = ProjectRun.objects.filter(status=ProjectRunStatus.RUNNING, lease_until__lt=now)
-    failed = 0
-    for pk in lost.values_list("pk", flat=True)[:200]:
-        if services.project_run_finish(pk=pk, attempt=None, status=ProjectRunStatus.FAILED,
-                                       actor=actor, message="The worker running it was lost."):
-            failed += 1
-    waiting = ProjectRun.objects.filter(
-        status=ProjectRunStatus.QUEUED,
-        enqueued_at__lt=now - timezone.timedelta(seconds=REQUEUE_AFTER_SECONDS))
-    resent = 0
-    for pk in waiting.values_list("pk", flat=True)[:200]:
+    """Celery beat: runs whose worker was lost (lease not renewed) are failed, or queued again
+    when safe to retry; submissions no worker took are handed over again."""
+    actor = Actor.task("projects.sweep")
+    lost = ProjectRunLease.objects.filter(project_run__status=ProjectRunStatus.RUNNING,
+                                          lease_until__lt=timezone.now())
+    outcomes = [services.project_run_lost(pk=pk, actor=actor)
+                for pk in lost.values_list("pk", flat=True)[:200]]
+    resent = services.project_run_requeue_due()
+    for pk in resent:
         project_run_enqueue(pk)
-        resent += 1
-    return {"failed": failed, "resent": resent}
+    return {"failed": outcomes.count(ProjectRunStatus.FAILED),
+            "requeued": outcomes.count(ProjectRunStatus.QUEUED), "resent": len(resent)}

@@ -8,4 +8,9 @@ urlpatterns = [
     path("runs/<uuid:run_uuid>/logs", apis.ProjectRunLogsApi.as_view(), name="project-run-logs"),
     path("runs/<uuid:run_uuid>/cancel", apis.ProjectRunCancelApi.as_view(),
          name="project-run-cancel"),
+    path("workflows/", apis.WorkflowListApi.as_view(), name="workflow-list"),
+    path("workflows/<uuid:workflow_uuid>/", apis.WorkflowDetailApi.as_view(),
+         name="workflow-detail"),
+    path("workflows/<uuid:workflow_uuid>/cancel", apis.WorkflowCancelApi.as_view(),
+         name="workflow-cancel"),
 ]

@@ -36,6 +36,24 @@ admin.site.index_title = "Organizations, access and the audit trail"
 admin.site.unregister(Group)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For what changes only through the API and the workers (each write audited there)."""
+
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ServiceAdminMixin:
     """Turns a service's ApplicationError into a form error instead of a 500."""
 

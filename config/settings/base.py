@@ -136,8 +136,13 @@ LEDGERFLOW_PROJECT_MAX_BYTES = env_int("LEDGERFLOW_PROJECT_MAX_BYTES", 512 * 102
 LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = env_bool("LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT", False)
 LEDGERFLOW_PROJECT_DEFAULT_TIMEOUT = env_int("LEDGERFLOW_PROJECT_DEFAULT_TIMEOUT", 3600)
 LEDGERFLOW_PROJECT_MAX_TIMEOUT = env_int("LEDGERFLOW_PROJECT_MAX_TIMEOUT", 24 * 3600)
-# A run still RUNNING this long after its time limit lost its worker: the sweeper fails it.
-LEDGERFLOW_PROJECT_LEASE_MARGIN = env_int("LEDGERFLOW_PROJECT_LEASE_MARGIN", 120)
+# A worker renews its run's lease every quarter of this; a RUNNING run whose lease ran out
+# lost its worker: the sweeper fails it, or requeues it if its entry point is safe_to_retry
+# (at most LEDGERFLOW_PROJECT_MAX_ATTEMPTS attempts).
+LEDGERFLOW_PROJECT_LEASE_SECONDS = env_int("LEDGERFLOW_PROJECT_LEASE_SECONDS", 90)
+LEDGERFLOW_PROJECT_MAX_ATTEMPTS = env_int("LEDGERFLOW_PROJECT_MAX_ATTEMPTS", 3)
+# A queued submission no worker took this long after it was handed over is handed over again.
+LEDGERFLOW_PROJECT_REQUEUE_SECONDS = env_int("LEDGERFLOW_PROJECT_REQUEUE_SECONDS", 120)
 # Where project commands reach this server (MLFLOW_TRACKING_URI of the command).
 LEDGERFLOW_PUBLIC_URL = env_str("LEDGERFLOW_PUBLIC_URL", "http://127.0.0.1:8000")
 # Virtualenvs built for python_env projects, by the digest of their spec.

@@ -1,9 +1,11 @@
 """Project runs end to end: the live server, a real worker on the `projects` queue that runs
 commands which call back into the live server with the mlflow client."""
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,8 +42,10 @@ def projects_worker(worker_env, live_server, settings):
 
 
 @pytest.fixture
-def example_repo(tmp_path):
-    """The example project as a local Git repository; returns (url, head commit)."""
+def example_repo(tmp_path, settings):
+    """The example project as a local Git repository (local repositories allowed); returns
+    (url, head commit)."""
+    settings.LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = True
     repo = tmp_path / "example-repo"
     shutil.copytree(EXAMPLE, repo)
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
@@ -54,10 +58,12 @@ def example_repo(tmp_path):
     return f"file://{repo}", head
 
 
-def wait_done(api_client, run_id: str, timeout: float = 180) -> dict:
+def wait_done(api_client, run_id: str, timeout: float = 180,
+              url: str = "/api/v1/projects/runs/") -> dict:
+    """The run (or, with url, the workflow) once it has ended, or as it is at the timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        body = api_client.get(f"/api/v1/projects/runs/{run_id}/").json()
+        body = api_client.get(f"{url}{run_id}/").json()
         if body["status"] in ("FINISHED", "FAILED", "KILLED") or time.monotonic() > deadline:
             return body
         time.sleep(0.3)
@@ -68,3 +74,25 @@ def wait_for(predicate, timeout: float = 60):
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def broker_down(app):
+    """The Celery app of this process (the live server's) publishes to a port nothing listens
+    on: a real refused connection, as when Redis is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    saved = app.conf.broker_url
+
+    def reset():  # kombu keeps a pool per broker URL: each URL finds its own again
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+    reset()
+    try:
+        yield
+    finally:
+        app.conf.broker_url = saved
+        reset()

@@ -76,6 +76,39 @@ def test_an_archive_runs_the_same_files_with_the_same_digest(api, personas, proj
     assert from_archive["resolved_commit"] == ""
 
 
+def archive_of(files: dict[str, str]) -> io.BytesIO:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for name, text in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(text.encode())
+            tar.addfile(member, io.BytesIO(text.encode()))
+    data.seek(0)
+    data.name = "project.tar.gz"
+    return data
+
+
+def test_conda_and_docker_projects_fail_naming_what_this_worker_lacks(api, personas,
+                                                                      projects_worker):
+    """This machine has no conda and a docker command without an engine."""
+    client = api(personas.alice)
+    entry = "entry_points:\n  main:\n    command: 'echo never'\n"
+    projects = {
+        "conda": {"MLproject": "name: c\nconda_env: conda.yaml\n" + entry,
+                  "conda.yaml": "name: c\ndependencies: [python=3.11]\n"},
+        "docker": {"MLproject": "name: d\ndocker_env:\n  image: python:3.11-slim\n" + entry},
+    }
+    submitted = {kind: client.post(URL, {"archive": archive_of(files), "env_manager": "conda"
+                                         if kind == "conda" else "virtualenv"},
+                                   format="multipart").json() for kind, files in projects.items()}
+    conda = wait_done(client, submitted["conda"]["id"])
+    assert conda["status"] == "FAILED" and "no conda" in conda["status_message"], conda
+    docker = wait_done(client, submitted["docker"]["id"])
+    assert docker["status"] == "FAILED", docker
+    assert "python:3.11-slim" in docker["status_message"]
+    assert "Docker engine" in docker["status_message"] or "no docker" in docker["status_message"]
+
+
 def test_a_bad_parameter_fails_the_run_naming_it(api, personas, projects_worker, example_repo):
     client = api(personas.alice)
     submitted = client.post(URL, {"uri": example_repo[0], "parameters": {"alpha": "high"}},
@@ -152,18 +185,20 @@ def test_another_org_sees_none_of_it_and_bad_input_writes_nothing(api, personas,
     assert client.post(f"{URL}{submitted['id']}/cancel").status_code == 409
 
 
-def test_a_worker_killed_mid_run_leaves_the_run_failed_not_running(api, personas, worker_env,
-                                                                   live_server, example_repo,
-                                                                   settings, tmp_path):
+@pytest.mark.parametrize(("entry_point", "outcome"), [("wait", "FAILED"),
+                                                    ("once", "FINISHED")])
+def test_a_worker_killed_mid_run_fails_the_run_or_reruns_one_safe_to_retry(
+        api, personas, worker_env, live_server, example_repo, tmp_path, entry_point, outcome):
+    """The worker is SIGKILLed mid-run: its lease is no longer renewed, and the sweeper fails
+    the run, or queues it again when the entry point says it is safe to retry."""
     import signal
     import subprocess
     import sys
 
     from tests.projects.conftest import ROOT
 
-    settings.LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = True
     env = {**worker_env, "LEDGERFLOW_PUBLIC_URL": live_server.url,
-           "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true", "LEDGERFLOW_PROJECT_LEASE_MARGIN": "1",
+           "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true", "LEDGERFLOW_PROJECT_LEASE_SECONDS": "3",
            "LEDGERFLOW_PROJECTS_SWEEP_INTERVAL": "1"}
 
     def worker(*extra):
@@ -173,11 +208,11 @@ def test_a_worker_killed_mid_run_leaves_the_run_failed_not_running(api, personas
             cwd=ROOT, env=env, start_new_session=True)
 
     client = api(personas.alice)
+    parameters = {"seconds": 300} if entry_point == "wait" else {"marker": str(tmp_path / "m")}
     first = worker("--queues", "projects")
     try:
-        submitted = client.post(URL, {"uri": example_repo[0], "entry_point": "wait",
-                                      "parameters": {"seconds": 300}, "timeout_seconds": 6},
-                                format="json").json()
+        submitted = client.post(URL, {"uri": example_repo[0], "entry_point": entry_point,
+                                      "parameters": parameters}, format="json").json()
         wait_for(lambda: len(pids_of(client, submitted["id"])) == 2, timeout=90)
         pids = pids_of(client, submitted["id"])
     finally:
@@ -187,14 +222,21 @@ def test_a_worker_killed_mid_run_leaves_the_run_failed_not_running(api, personas
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert ProjectRun.objects.get().status == "RUNNING"
-    sweeper = worker("--queues", "default", "--beat", "--schedule", str(tmp_path / "beat"))
+    second = worker("--queues", "default,projects", "--beat", "--schedule",
+                    str(tmp_path / "beat"))
     try:
-        done = wait_done(client, submitted["id"], timeout=60)
+        done = wait_done(client, submitted["id"], timeout=120)
     finally:
-        os.killpg(sweeper.pid, signal.SIGTERM)
-        sweeper.wait(timeout=30)
-    assert done["status"] == "FAILED" and "worker" in done["status_message"]
-    assert Run.objects.get(run_uuid=submitted["run_id"]).status == "FAILED"
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+    assert done["status"] == outcome, done
+    assert Run.objects.get(run_uuid=submitted["run_id"]).status == outcome
+    if outcome == "FAILED":
+        assert "worker" in done["status_message"] and done["attempt"] == 1
+    else:
+        assert done["attempt"] == 2 and done["safe_to_retry"]
+        assert "found the marker" in client.get(f"{URL}{submitted['id']}/logs").json()["text"]
+        assert AuditEvent.objects.filter(action="project_run.requeued").count() == 1
 
 
 def test_a_python_env_project_runs_in_a_virtualenv_built_with_uv(api, personas,

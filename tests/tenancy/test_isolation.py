@@ -74,6 +74,11 @@ ENDPOINTS = {
         ("models/<str:name>/versions/<str:version>/manifest", ("GET",)),
     ]},
     "projects/runs/": Endpoint(("GET", "POST")),
+    "projects/workflows/": Endpoint(("GET", "POST")),
+    **{route: Endpoint(methods, elsewhere="tests/projects/test_workflows.py") for route, methods in [
+        ("projects/workflows/<uuid:workflow_uuid>/", ("GET",)),
+        ("projects/workflows/<uuid:workflow_uuid>/cancel", ("POST",)),
+    ]},
     **{route: Endpoint(methods, elsewhere="tests/projects/test_runs.py") for route, methods in [
         ("projects/runs/<uuid:run_uuid>/", ("GET",)),
         ("projects/runs/<uuid:run_uuid>/logs", ("GET",)),
