@@ -61,11 +61,27 @@ def _archive_of(directory: Path) -> io.BytesIO:
     return data
 
 
+def experiment_id_of(session, base: str, name: str) -> str:
+    """The experiment's id; created when there is none of that name, as `mlflow run` does."""
+    api = f"{base}/api/2.0/mlflow/experiments"
+    found = session.get(f"{api}/get-by-name", params={"experiment_name": name}, timeout=60)
+    if found.status_code == 200:
+        return found.json()["experiment"]["experiment_id"]
+    if found.status_code != 404:
+        sys.exit(f"Could not look up experiment {name!r} ({found.status_code}): {found.text}")
+    print(f"INFO: '{name}' does not exist. Creating a new experiment", file=sys.stderr)
+    created = session.post(f"{api}/create", json={"name": name}, timeout=60)
+    if created.status_code != 200:
+        sys.exit(f"Could not create experiment {name!r} ({created.status_code}): "
+                 f"{created.text}")
+    return created.json()["experiment_id"]
+
+
 def submit(session, base: str, args) -> dict:
     fields = {"entry_point": args.entry_point, "parameters": json.dumps(_parameters(args.param)),
               "env_manager": args.env_manager}
-    if args.experiment_name:
-        fields["experiment_name"] = args.experiment_name
+    if args.experiment_name and not args.experiment_id:
+        fields["experiment_id"] = experiment_id_of(session, base, args.experiment_name)
     if args.experiment_id:
         fields["experiment_id"] = args.experiment_id
     if args.timeout:

@@ -262,11 +262,14 @@ def test_the_cli_submits_a_directory_and_follows_it_to_the_end(personas, project
            "MLFLOW_TRACKING_TOKEN": personas.alice.raw_token}
     cli = str(ROOT / ".venv" / "bin" / "ledgerflow")
     done = subprocess.run([cli, "run", str(EXAMPLE), "-P", "alpha=0.3", "-P", "rows=30",
-                           "--experiment-name", "Default", "--wait"], env=env,
+                           "--experiment-name", "credit nightly", "--wait"], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "trained in run" in done.stdout
     assert "FINISHED" in done.stderr
+    assert "'credit nightly' does not exist. Creating a new experiment" in done.stderr
+    run_id = done.stdout.split("trained in run ", 1)[1].split()[0]
+    assert Run.objects.get(run_uuid=run_id).experiment.name == "credit nightly"
     failed = subprocess.run([cli, "run", str(EXAMPLE), "-P", "alpha=high", "--wait"], env=env,
                             capture_output=True, text=True, timeout=300, check=False)
     assert failed.returncode == 1 and "FAILED" in failed.stderr and "alpha" in failed.stderr
