@@ -6,7 +6,7 @@ PORT ?= 8000
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-sqlite lint install bench-audit bench bench-quick bench-models
+.PHONY: run test test-sqlite lint install bench-audit bench bench-quick bench-models bench-reports
 .DEFAULT_GOAL := run
 
 $(CURDIR)/.tools/bin/uv:
@@ -40,6 +40,10 @@ bench: install
 
 bench-quick: install
 	UV=$(UV) .venv/bin/python bench/harness.py --quick $(BENCH_ARGS)
+
+# Disclosure generation: seconds per PDF for 1 and 20 decisions (bench/reports_bench.py).
+bench-reports: install
+	.venv/bin/python scripts/with_services.py -- .venv/bin/python bench/reports_bench.py $(BENCH_ARGS)
 
 # Packaging and scoring beside `mlflow models serve` (bench/models_bench.py), about 3 minutes.
 bench-models: install

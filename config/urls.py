@@ -11,6 +11,7 @@ api_v1 = [
     path("audit/", include("audit.urls")),
     path("", include("models_registry.urls")),
     path("projects/", include("projects.urls")),
+    path("", include("reports.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
          name="docs"),
@@ -26,4 +27,10 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     path("", include("tenancy.web_urls")),
+    # browser pages, each app its own
+    path("", include("tracking.web_urls")),
+    path("", include("models_registry.web_urls")),
+    path("", include("projects.web_urls")),
+    path("", include("audit.web_urls")),
+    path("", include("reports.web_urls")),
 ]

@@ -14,19 +14,13 @@ from models_registry.models import (
     ProtectedAlias,
     RegisteredModel,
 )
-from tenancy.admin import ReadOnlyAdmin, ServiceAdminMixin
+from tenancy.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdminMixin
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(ReadOnlyInline):
     model = ModelVersion
     fields = ["version", "status", "current_stage", "package_digest", "deleted"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RegisteredModel)

@@ -116,11 +116,16 @@ def _plain(value):
     return value
 
 
+def _labels(fields: dict) -> list[str]:
+    if fields.get("threshold") is None:
+        return []
+    return fields.get("outcome_labels") or ["below_threshold", "at_or_above_threshold"]
+
+
 def _outcome(prediction, score, fields: dict) -> str:
-    threshold = fields.get("threshold")
-    if threshold is not None and score is not None:
-        below, above = fields.get("outcome_labels") or ["below_threshold", "at_or_above_threshold"]
-        return above if score >= threshold else below
+    if fields.get("threshold") is not None and score is not None:
+        below, above = _labels(fields)
+        return above if score >= fields["threshold"] else below
     return str(_plain(prediction[0] if isinstance(prediction, list) and len(prediction) == 1
                       else prediction))
 
@@ -174,6 +179,7 @@ class _PredictApi(OrgApi):
                 params=request_params,
                 raw_score=score, prediction=prediction,
                 outcome=_outcome(prediction, score, fields),
+                outcome_labels=_labels(fields),
                 contributions=explanation.contributions[i],
                 contribution_method=explanation.method,
                 contribution_scale=explanation.scale, base_value=explanation.base_value,
@@ -384,10 +390,10 @@ class DecisionOutputSerializer(serializers.ModelSerializer):
         fields = ["decision_id", "created_at", "source", "subject_ref", "purpose", "legal_basis",
                   "art22_ground", "model_name", "model_version_number", "package_digest",
                   "alias", "feature_pipeline_version", "inputs", "params", "provenance",
-                  "raw_score",
-                  "prediction", "threshold", "policy_version", "outcome", "contributions",
-                  "contribution_method", "contribution_scale", "base_value", "reference",
-                  "recipients", "reviewer", "review_action", "reviewed_at"]
+                  "raw_score", "prediction", "threshold", "policy_version", "outcome",
+                  "outcome_labels", "contributions", "contribution_method",
+                  "contribution_scale", "base_value", "reference", "recipients",
+                  "reviewer", "review_action", "reviewed_at"]
 
 
 class DecisionImportItemSerializer(serializers.Serializer):
@@ -399,6 +405,9 @@ class DecisionImportItemSerializer(serializers.Serializer):
     raw_score = serializers.FloatField(required=False, allow_null=True, default=None)
     prediction = serializers.JSONField(required=False, default=None)
     outcome = serializers.CharField(max_length=200)
+    outcome_labels = serializers.ListField(child=serializers.CharField(max_length=100),
+                                           required=False, default=list, min_length=2,
+                                           max_length=2, help_text="[below threshold, at or above]")
     contributions = serializers.DictField(child=serializers.FloatField(), required=False,
                                           default=dict)
     contribution_method = serializers.CharField(max_length=100, required=False, default="")

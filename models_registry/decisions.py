@@ -47,6 +47,12 @@ def _hmac(key: bytes, subject: str) -> str:
     return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
 
 
+def subject_ref_of(org, subject: str) -> str:
+    """The pseudonymous reference of a customer identifier, inside the caller's transaction
+    (the organization's key is made on first use, audited)."""
+    return _hmac(_subject_key(org), subject)
+
+
 def subject_ref_lookup(org, subject: str) -> str | None:
     """The pseudonymous reference of a customer identifier in `org`, for reads: None when the
     organization has never recorded a decision (and so has no key yet)."""
@@ -89,6 +95,7 @@ class DecisionInput:
     raw_score: float | None = None
     prediction: object = None
     outcome: str = ""
+    outcome_labels: list | None = None
     contributions: dict | None = None
     contribution_method: str = ""
     contribution_scale: str = ""
@@ -188,7 +195,8 @@ def _decisions(org, version, items, key, source, alias, now) -> list[Decision]:
         raw_score=item.raw_score,
         prediction=item.prediction, threshold=item.threshold,
         policy_version=item.policy_version, outcome=item.outcome,
-        contributions=item.contributions or {}, contribution_method=item.contribution_method,
+        outcome_labels=item.outcome_labels or [], contributions=item.contributions or {},
+        contribution_method=item.contribution_method,
         contribution_scale=item.contribution_scale, base_value=item.base_value,
         reference=item.reference or {}, recipients=item.recipients or [],
         reviewer=item.reviewer, review_action=item.review_action,

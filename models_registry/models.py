@@ -224,6 +224,9 @@ class Decision(TenantModel):
     threshold = models.FloatField(null=True, blank=True)
     policy_version = models.CharField(max_length=200, blank=True)
     outcome = models.CharField(max_length=200, blank=True)
+    # [below the threshold, at or above it]: what the other side of the cut-off would have
+    # been called, for the counterfactual of a disclosure
+    outcome_labels = models.JSONField(default=list, blank=True)
     contributions = models.JSONField(default=dict, blank=True)
     contribution_method = models.CharField(max_length=100, blank=True)
     contribution_scale = models.CharField(max_length=40, blank=True)

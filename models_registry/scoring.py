@@ -184,6 +184,11 @@ def _score_function(loaded: Loaded):
     return numeric
 
 
+def score_frame(loaded: Loaded, frame) -> list[float]:
+    """The model's number for each row of a DataFrame (see _score_function)."""
+    return _score_function(loaded)(frame)
+
+
 @dataclass
 class Explanation:
     scores: list[float | None]

@@ -7,7 +7,7 @@ from audit.actors import Actor
 from config.exceptions import ApplicationError
 from projects import services
 from projects.models import ProjectRun, Workflow
-from tenancy.admin import ReadOnlyAdmin
+from tenancy.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(ProjectRun)
@@ -28,15 +28,9 @@ class ProjectRunAdmin(ReadOnlyAdmin):
                 self.message_user(request, exc.message, messages.WARNING)
 
 
-class StepInline(admin.TabularInline):
+class StepInline(ReadOnlyInline):
     model = ProjectRun
     fields = ["step_index", "step_name", "entry_point", "status", "status_message"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Workflow)

@@ -37,7 +37,7 @@ trap 'stop; exit 0' INT TERM
 
 # One worker with an embedded beat (audit checkpoints); production runs beat on its own.
 .venv/bin/celery -A config worker --loglevel INFO --concurrency 2 \
-  --queues default,packaging,projects --hostname "ledgerflow@%h" \
+  --queues default,packaging,projects,reports --hostname "ledgerflow@%h" \
   --beat --schedule "${LEDGERFLOW_DATA_DIR:-var}/celerybeat-schedule" &
 pids+=($!)
 .venv/bin/gunicorn config.wsgi --bind "$HOST:$PORT" --worker-class gthread --workers 2 \

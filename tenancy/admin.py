@@ -116,16 +116,23 @@ class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return False  # the audit trail refers to organizations forever
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    fk_name = "user"
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent, changed only through the services elsewhere."""
+
     extra = 0
-    fields = ["org", "role", "created_at"]
-    readonly_fields = fields
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class MembershipInline(ReadOnlyInline):
+    model = Membership
+    fk_name = "user"
+    fields = ["org", "role", "created_at"]
 
 
 @admin.register(User)

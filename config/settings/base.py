@@ -1,5 +1,6 @@
 """Settings shared by every environment; each topic reads its own variables here or in a fragment."""
 
+import importlib.util
 from pathlib import Path
 
 from config.env import env_bool, env_db, env_int, env_list, env_secret, env_str
@@ -103,6 +104,10 @@ STORAGES = {
 }
 # Serve static files straight from the apps' folders, so `collectstatic` is not a setup step.
 WHITENOISE_USE_FINDERS = True
+# Plotly's browser bundle, as the plotly package ships it (no CDN: the machines may have no
+# internet): /static/vendor/plotly/plotly.min.js.
+STATICFILES_DIRS = [("vendor/plotly", str(Path(importlib.util.find_spec("plotly").origin)
+                                         .parent / "package_data"))]
 
 LEDGERFLOW_ARTIFACT_ROOT = Path(env_str("LEDGERFLOW_ARTIFACT_ROOT", str(DATA_DIR / "artifacts")))
 # Run and model artifacts (tracking/artifacts.py), each organization under "<org id>/".
@@ -151,6 +156,14 @@ STORAGES["projects"] = {  # uploaded project archives
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(DATA_DIR / "projects")},
 }
+STORAGES["reports"] = {  # disclosure PDFs, every version kept
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": env_str("LEDGERFLOW_REPORTS_ROOT", str(DATA_DIR / "reports"))},
+}
+# A generation still RUNNING this long after it started lost its worker: the sweeper queues it
+# again (at most LEDGERFLOW_REPORT_MAX_ATTEMPTS attempts, then FAILED).
+LEDGERFLOW_REPORT_LEASE_SECONDS = env_int("LEDGERFLOW_REPORT_LEASE_SECONDS", 900)
+LEDGERFLOW_REPORT_MAX_ATTEMPTS = env_int("LEDGERFLOW_REPORT_MAX_ATTEMPTS", 3)
 
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).

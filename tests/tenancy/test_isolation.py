@@ -75,6 +75,17 @@ ENDPOINTS = {
     ]},
     "projects/runs/": Endpoint(("GET", "POST")),
     "projects/workflows/": Endpoint(("GET", "POST")),
+    "disclosures/": Endpoint(("GET", "POST")),
+    **{route: Endpoint(methods, elsewhere="tests/reports/test_disclosures.py")
+       for route, methods in [
+        ("compliance/profile/", ("GET", "PATCH")),
+        ("disclosures/<uuid:request_uuid>/", ("GET",)),
+        ("disclosures/<uuid:request_uuid>/generate", ("POST",)),
+        ("disclosures/<uuid:request_uuid>/extend", ("POST",)),
+        ("disclosures/<uuid:request_uuid>/pdf", ("GET",)),
+        ("models/<str:name>/features/", ("GET",)),
+        ("models/<str:name>/features/<str:feature>", ("PUT", "DELETE")),
+    ]},
     **{route: Endpoint(methods, elsewhere="tests/projects/test_workflows.py") for route, methods in [
         ("projects/workflows/<uuid:workflow_uuid>/", ("GET",)),
         ("projects/workflows/<uuid:workflow_uuid>/cancel", ("POST",)),

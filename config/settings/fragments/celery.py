@@ -49,6 +49,7 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ROUTES = {
     "models_registry.package": {"queue": "packaging"},
     "projects.execute": {"queue": "projects"},
+    "reports.generate": {"queue": "reports"},
 }
 CELERY_BEAT_SCHEDULE["packaging-sweep"] = {
     "task": "models_registry.sweep_packaging",
@@ -57,4 +58,8 @@ CELERY_BEAT_SCHEDULE["packaging-sweep"] = {
 CELERY_BEAT_SCHEDULE["projects-sweep"] = {
     "task": "projects.sweep",
     "schedule": float(env_int("LEDGERFLOW_PROJECTS_SWEEP_INTERVAL", 60)),
+}
+CELERY_BEAT_SCHEDULE["reports-sweep"] = {
+    "task": "reports.sweep",
+    "schedule": float(env_int("LEDGERFLOW_REPORTS_SWEEP_INTERVAL", 60)),
 }

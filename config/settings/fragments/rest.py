@@ -27,4 +27,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Several models have a `status`; each choice set gets its own, stable name.
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectRunStatusEnum": "projects.models.ProjectRunStatus",
+        "DisclosureStatusEnum": "reports.models.DisclosureStatus",
+        "ApprovalStatusEnum": "models_registry.models.ApprovalStatus",
+        "VersionStatusEnum": "models_registry.models.VersionStatus",
+    },
 }

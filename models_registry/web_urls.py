@@ -1,0 +1,3 @@
+"""Browser pages (see tenancy/web.py for the access rules)."""
+
+urlpatterns = []

@@ -1,0 +1,240 @@
+"""Compliance API: the organization's profile, each model's feature catalogue, disclosure
+requests (`/api/v1/disclosures/`), their generations and PDF downloads. Everything here needs
+the compliance capability (compliance officers, admins, owners)."""
+
+from django.core.files.storage import storages
+from django.http import FileResponse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from config.exceptions import ApplicationError
+from models_registry import selectors as registry_selectors
+from reports import services
+from reports.generation import STORAGE
+from reports.models import (
+    LANGUAGES,
+    PROFILE_TEXTS,
+    ComplianceProfile,
+    Disclosure,
+    DisclosureRequest,
+    DisclosureStatus,
+    FeatureDescription,
+)
+from tenancy.api import OrgApi
+from tenancy.roles import Capability
+
+COMPLIANCE = {method: Capability.COMPLIANCE for method in ("GET", "POST", "PUT", "PATCH",
+                                                              "DELETE")}
+PROFILE_FIELDS = ["controller_name", "controller_address", "dpo_contact", "authority_name",
+                  "authority_address",
+                  *[f"{name}_{lang}" for name in PROFILE_TEXTS for lang, _ in LANGUAGES]]
+FEATURE_FIELDS = [f"{name}_{lang}" for name in ("label", "meaning", "category", "source")
+                  for lang, _ in LANGUAGES] + ["is_address_data"]
+
+
+class ComplianceApi(OrgApi):
+    capabilities = COMPLIANCE
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ComplianceProfile
+        fields = [*PROFILE_FIELDS, "updated_at"]
+        read_only_fields = ["updated_at"]
+
+
+class ComplianceProfileApi(ComplianceApi):
+    @extend_schema(responses=ProfileSerializer, summary="The organization's compliance profile")
+    def get(self, request):
+        return Response(ProfileSerializer(self.get_scoped(ComplianceProfile)).data)
+
+    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer,
+                   summary="Create the profile, or change the fields given")
+    def patch(self, request):
+        exists = self.scoped(ComplianceProfile).exists()
+        data = ProfileSerializer(data=request.data, partial=exists)
+        data.is_valid(raise_exception=True)
+        profile = services.compliance_profile_set(org=self.org, actor=self.actor(),
+                                                  data=dict(data.validated_data))
+        return Response(ProfileSerializer(profile).data)
+
+
+class FeatureSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FeatureDescription
+        fields = ["feature", *FEATURE_FIELDS]
+        read_only_fields = ["feature"]
+
+
+class FeatureListApi(ComplianceApi):
+    capabilities = {**COMPLIANCE, "GET": Capability.READ}
+
+    @extend_schema(responses=FeatureSerializer(many=True),
+                   summary="A model's feature catalogue: what each input means, in de and en")
+    def get(self, request, name: str):
+        model = registry_selectors.registered_model_get(org=self.org, name=name)
+        return Response(FeatureSerializer(model.features.order_by("feature"), many=True).data)
+
+
+class FeatureDetailApi(ComplianceApi):
+    @extend_schema(request=FeatureSerializer, responses=FeatureSerializer,
+                   summary="Describe one input of the model (create, or change the fields given)")
+    def put(self, request, name: str, feature: str):
+        model = registry_selectors.registered_model_get(org=self.org, name=name)
+        data = FeatureSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        if len(feature) > 250:
+            raise ApplicationError("A feature name has at most 250 characters.", kind="invalid",
+                                   fields={"feature": ["too long"]})
+        described = services.feature_description_set(
+            registered_model=model, feature=feature, actor=self.actor(),
+            data=dict(data.validated_data))
+        return Response(FeatureSerializer(described).data)
+
+    @extend_schema(responses={204: None}, summary="Remove one input's description")
+    def delete(self, request, name: str, feature: str):
+        model = registry_selectors.registered_model_get(org=self.org, name=name)
+        services.feature_description_delete(
+            description=self.get_scoped(FeatureDescription, registered_model=model,
+                                        feature=feature), actor=self.actor())
+        return Response(status=204)
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid")
+    requested_by = serializers.EmailField(source="requested_by.email", default=None)
+
+    class Meta:
+        model = Disclosure
+        fields = ["id", "version", "language", "status", "status_message", "attempt",
+                  "requested_by", "created_at", "generated_at", "decision_count",
+                  "content_sha256", "anchor_seq", "checkpoint_size", "sha256", "size"]
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid")
+    deadline = serializers.DateField()
+    overdue = serializers.SerializerMethodField()
+    versions = serializers.SerializerMethodField()
+    created_by = serializers.EmailField(source="created_by.email", default=None)
+
+    class Meta:
+        model = DisclosureRequest
+        fields = ["id", "subject_ref", "subject_name", "received_on", "due_on", "extended_until",
+                  "extension_reason", "deadline", "overdue", "identity_verification",
+                  "language", "created_by", "created_at", "versions"]
+
+    def get_overdue(self, request) -> bool:
+        """Past its deadline with no disclosure ready to send."""
+        answered = any(v.status == DisclosureStatus.READY for v in request.disclosures.all())
+        return not answered and timezone.localdate() > request.deadline
+
+    @extend_schema_field(VersionSerializer(many=True))
+    def get_versions(self, request) -> list:
+        return VersionSerializer(sorted(request.disclosures.all(), key=lambda v: -v.version),
+                                 many=True).data
+
+
+class DisclosureListApi(ComplianceApi):
+    class InputSerializer(serializers.Serializer):
+        subject = serializers.CharField(max_length=500, help_text="the customer identifier "
+                                        "the decisions were recorded with; stored only as HMAC")
+        subject_name = serializers.CharField(max_length=300)
+        received_on = serializers.DateField()
+        identity_verification = serializers.CharField(max_length=2000)
+        language = serializers.ChoiceField(choices=LANGUAGES)
+        generate = serializers.BooleanField(default=True,
+                                            help_text="queue the first version at once")
+
+    class FilterSerializer(serializers.Serializer):
+        overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    def _requests(self):
+        return self.scoped(DisclosureRequest).select_related("created_by").prefetch_related(
+            "disclosures__requested_by")
+
+    @extend_schema(parameters=[FilterSerializer], responses=RequestSerializer(many=True),
+                   summary="Disclosure requests with their deadlines, newest first")
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = RequestSerializer(self._requests().order_by("-received_on", "-pk")[:500],
+                                 many=True).data
+        if filters.validated_data["overdue"] is not None:
+            rows = [r for r in rows if r["overdue"] == filters.validated_data["overdue"]]
+        return Response(rows)
+
+    @extend_schema(request=InputSerializer, responses={201: RequestSerializer},
+                   summary="Record a customer's access request (and generate its PDF)")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        data = dict(data.validated_data)
+        generate = data.pop("generate")
+        created = services.disclosure_request_create(org=self.org, actor=self.actor(), **data)
+        if generate:
+            services.disclosure_generate(request=created, actor=self.actor())
+        return Response(RequestSerializer(self._requests().get(pk=created.pk)).data, status=201)
+
+
+class DisclosureDetailApi(ComplianceApi):
+    @extend_schema(responses=RequestSerializer, summary="One request and its versions")
+    def get(self, request, request_uuid):
+        return Response(RequestSerializer(
+            self.get_scoped(DisclosureRequest, uuid=request_uuid)).data)
+
+
+class DisclosureGenerateApi(ComplianceApi):
+    class InputSerializer(serializers.Serializer):
+        language = serializers.ChoiceField(choices=LANGUAGES, required=False, default="")
+
+    @extend_schema(request=InputSerializer, responses={202: VersionSerializer},
+                   summary="Generate a new version (old ones stay)")
+    def post(self, request, request_uuid):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        disclosure = services.disclosure_generate(
+            request=self.get_scoped(DisclosureRequest, uuid=request_uuid), actor=self.actor(),
+            language=data.validated_data["language"])
+        return Response(VersionSerializer(disclosure).data, status=202)
+
+
+class DisclosureExtendApi(ComplianceApi):
+    class InputSerializer(serializers.Serializer):
+        extended_until = serializers.DateField()
+        reason = serializers.CharField(max_length=2000)
+
+    @extend_schema(request=InputSerializer, responses=RequestSerializer,
+                   summary="Extend the deadline by up to two months, with a reason")
+    def post(self, request, request_uuid):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        extended = services.disclosure_request_extend(
+            request=self.get_scoped(DisclosureRequest, uuid=request_uuid), actor=self.actor(),
+            **data.validated_data)
+        return Response(RequestSerializer(extended).data)
+
+
+class DisclosurePdfApi(ComplianceApi):
+    class FilterSerializer(serializers.Serializer):
+        version = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(parameters=[FilterSerializer], responses={(200, "application/pdf"): bytes},
+                   summary="Download the latest ready version (or ?version=N); audited")
+    def get(self, request, request_uuid):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        found = self.get_scoped(DisclosureRequest, uuid=request_uuid)
+        versions = found.disclosures.filter(status=DisclosureStatus.READY)
+        if "version" in filters.validated_data:
+            versions = versions.filter(version=filters.validated_data["version"])
+        disclosure = versions.order_by("-version").first()
+        if disclosure is None:
+            raise ApplicationError("No ready version of this disclosure (yet).",
+                                   kind="not_found")
+        services.disclosure_downloaded(disclosure=disclosure, actor=self.actor())
+        return FileResponse(storages[STORAGE].open(disclosure.file_name, "rb"),
+                            as_attachment=True, content_type="application/pdf",
+                            filename=f"disclosure-{found.uuid}-v{disclosure.version}.pdf")

@@ -1,0 +1,158 @@
+"""Disclosures (GDPR Art. 15) about the scoring models that decided on a customer: the
+organization's compliance profile, the plain-language catalogue of each model's features,
+the customer's access requests and the PDF versions generated for them."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from tenancy.models import TenantModel
+
+LANGUAGES = (("de", "Deutsch"), ("en", "English"))
+# The texts of the profile that the disclosure quotes, each kept in German and in English.
+PROFILE_TEXTS = ("purposes", "legal_basis", "art22_ground", "recipients", "transfers",
+                 "retention", "sources", "human_review", "consequences")
+
+
+class ComplianceProfile(TenantModel):
+    """What every disclosure of the organization says about the controller and the processing
+    (Art. 15(1)(a)-(h)): who answers, to which authority one may complain, why and on which
+    grounds the data is processed, who receives it, how long it is kept, where it comes from,
+    and how to obtain human review of an automated decision."""
+
+    controller_name = models.CharField(max_length=300)
+    controller_address = models.TextField()
+    dpo_contact = models.TextField()
+    authority_name = models.CharField(max_length=300)
+    authority_address = models.TextField()
+    purposes_de = models.TextField(blank=True)
+    purposes_en = models.TextField(blank=True)
+    legal_basis_de = models.TextField(blank=True)
+    legal_basis_en = models.TextField(blank=True)
+    art22_ground_de = models.TextField(blank=True)
+    art22_ground_en = models.TextField(blank=True)
+    recipients_de = models.TextField(blank=True)
+    recipients_en = models.TextField(blank=True)
+    transfers_de = models.TextField(blank=True)
+    transfers_en = models.TextField(blank=True)
+    retention_de = models.TextField(blank=True)
+    retention_en = models.TextField(blank=True)
+    sources_de = models.TextField(blank=True)
+    sources_en = models.TextField(blank=True)
+    human_review_de = models.TextField(blank=True)
+    human_review_en = models.TextField(blank=True)
+    consequences_de = models.TextField(blank=True)
+    consequences_en = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org"], name="compliance_profile_per_org")]
+
+    def __str__(self):
+        return f"compliance profile of {self.controller_name}"
+
+    def text(self, name: str, language: str) -> str:
+        return getattr(self, f"{name}_{language}")
+
+
+class FeatureDescription(TenantModel):
+    """One input of a registered model, as a customer can understand it: its name and meaning
+    in German and English, its category and source, and whether it is address data
+    (BDSG section 31 asks that a score's use of address data be disclosed)."""
+
+    registered_model = models.ForeignKey("models_registry.RegisteredModel",
+                                         on_delete=models.CASCADE, related_name="features")
+    feature = models.CharField(max_length=250)
+    label_de = models.CharField(max_length=300, blank=True)
+    label_en = models.CharField(max_length=300, blank=True)
+    meaning_de = models.TextField(blank=True)
+    meaning_en = models.TextField(blank=True)
+    category_de = models.CharField(max_length=300, blank=True)
+    category_en = models.CharField(max_length=300, blank=True)
+    source_de = models.TextField(blank=True)
+    source_en = models.TextField(blank=True)
+    is_address_data = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["registered_model", "feature"],
+                                               name="feature_description_unique")]
+
+    def __str__(self):
+        return self.feature
+
+    def text(self, name: str, language: str) -> str:
+        return getattr(self, f"{name}_{language}")
+
+
+class DisclosureRequest(TenantModel):
+    """A customer's access request. The customer's identifier is kept only as the
+    organization's HMAC of it (the same reference the decision records carry); the name is
+    for the cover. Due one month after receipt; an extension of up to two more months needs a
+    reason (Art. 12(3))."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    subject_ref = models.CharField(max_length=64, db_index=True)
+    subject_name = models.CharField(max_length=300)
+    received_on = models.DateField()
+    due_on = models.DateField()
+    extended_until = models.DateField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
+    identity_verification = models.TextField()
+    language = models.CharField(max_length=2, choices=LANGUAGES)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="+", null=True, blank=True)  # None: a command
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["org", "-received_on"], name="disclosure_req_received")]
+
+    def __str__(self):
+        return f"disclosure request {self.uuid}"
+
+    @property
+    def deadline(self):
+        return self.extended_until or self.due_on
+
+
+class DisclosureStatus(models.TextChoices):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class Disclosure(TenantModel):
+    """One generated version of a request's PDF. A new generation is a new version; old ones
+    stay. The content (the embedded JSON) is anchored in the audit trail before rendering and
+    covered by a signed checkpoint; the file's SHA-256 is recorded once it is stored."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    request = models.ForeignKey(DisclosureRequest, on_delete=models.PROTECT,
+                                related_name="disclosures")
+    version = models.PositiveIntegerField()
+    language = models.CharField(max_length=2, choices=LANGUAGES)
+    status = models.CharField(max_length=10, choices=DisclosureStatus.choices,
+                              default=DisclosureStatus.QUEUED)
+    status_message = models.TextField(blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     related_name="+", null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    anchor_seq = models.BigIntegerField(null=True, blank=True)
+    checkpoint_size = models.BigIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=300, blank=True)  # in STORAGES["reports"]
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    decision_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "version"],
+                                               name="disclosure_version_unique")]
+        indexes = [models.Index(fields=["status", "created_at"], name="disclosure_status")]
+
+    def __str__(self):
+        return f"disclosure {self.request.uuid} v{self.version}"

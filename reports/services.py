@@ -1,0 +1,270 @@
+"""Compliance profile, feature catalogue, disclosure requests and their generations. Each
+public function is one transaction with its audit event. The raw customer identifier and the
+customer's name never reach the audit trail: events carry the request's id and the HMAC
+subject reference."""
+
+import datetime
+
+from dateutil.relativedelta import relativedelta
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from audit.actors import Actor
+from audit.services import audit_record
+from config.exceptions import ApplicationError
+from models_registry.decisions import subject_ref_of
+from models_registry.models import RegisteredModel
+from reports.models import (
+    LANGUAGES,
+    ComplianceProfile,
+    Disclosure,
+    DisclosureRequest,
+    DisclosureStatus,
+    FeatureDescription,
+)
+
+MAX_EXTENSION = relativedelta(months=3)  # one month, plus up to two more (Art. 12(3))
+
+
+def _checked(instance) -> None:
+    """full_clean as an ApplicationError naming the fields (a 400 with nothing written)."""
+    try:
+        instance.full_clean(exclude=["org", "registered_model", "request", "created_by",
+                                     "requested_by"])
+    except ValidationError as exc:
+        fields = {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
+        raise ApplicationError("; ".join(f"{k}: {v[0]}" for k, v in fields.items()),
+                               kind="invalid", fields=fields) from None
+
+
+def _changes(instance, data: dict) -> tuple[dict, dict]:
+    """Set `data` on `instance`; (before, after) of the fields that changed."""
+    current = model_to_dict(instance)
+    before, after = {}, {}
+    for name, value in data.items():
+        if current.get(name) != value:
+            before[name], after[name] = current.get(name), value
+            setattr(instance, name, value)
+    return before, after
+
+
+@transaction.atomic(durable=True)
+def compliance_profile_set(*, org, actor: Actor, data: dict) -> ComplianceProfile:
+    """Create or change the organization's profile (only the fields given change)."""
+    profile = ComplianceProfile.objects.select_for_update().filter(org=org).first() \
+        or ComplianceProfile(org=org)
+    created = profile.pk is None
+    before, after = _changes(profile, data)
+    _checked(profile)
+    if after or created:
+        profile.save()
+        audit_record(org=org, actor=actor, target=profile, target_label="compliance profile",
+                     action="compliance_profile.created" if created else
+                     "compliance_profile.changed", before=None if created else before,
+                     after=after)
+    return profile
+
+
+@transaction.atomic(durable=True)
+def feature_description_set(*, registered_model: RegisteredModel, feature: str, actor: Actor,
+                            data: dict) -> FeatureDescription:
+    """Describe one input of a model (create, or change the fields given)."""
+    description = FeatureDescription.objects.select_for_update().filter(
+        registered_model=registered_model, feature=feature).first() or FeatureDescription(
+        org=registered_model.org, registered_model=registered_model, feature=feature)
+    created = description.pk is None
+    before, after = _changes(description, data)
+    _checked(description)
+    if after or created:
+        description.save()
+        audit_record(org=registered_model.org, actor=actor, target=description,
+                     target_label=f"{registered_model.name}: {feature}",
+                     action="feature_description.set", before=None if created else before,
+                     after={"feature": feature, **after})
+    return description
+
+
+@transaction.atomic(durable=True)
+def feature_description_delete(*, description: FeatureDescription, actor: Actor) -> None:
+    audit_record(org=description.org, actor=actor, target=description,
+                 target_label=f"{description.registered_model.name}: {description.feature}",
+                 action="feature_description.deleted", before={"feature": description.feature})
+    description.delete()
+
+
+def _label(request: DisclosureRequest) -> str:
+    return f"disclosure request {request.uuid}"
+
+
+@transaction.atomic(durable=True)
+def disclosure_request_create(*, org, actor: Actor, subject: str, subject_name: str,
+                              received_on: datetime.date, identity_verification: str,
+                              language: str) -> DisclosureRequest:
+    """Record a customer's access request: due one month after receipt."""
+    if not subject.strip():
+        raise ApplicationError("The customer identifier is required.", kind="invalid",
+                               fields={"subject": ["required"]})
+    if received_on > timezone.localdate():
+        raise ApplicationError("A request cannot be received in the future.", kind="invalid",
+                               fields={"received_on": ["in the future"]})
+    request = DisclosureRequest(
+        org=org, subject_ref=subject_ref_of(org, subject.strip()), subject_name=subject_name,
+        received_on=received_on, due_on=received_on + relativedelta(months=1),
+        identity_verification=identity_verification, language=language, created_by=actor.user)
+    _checked(request)
+    request.save()
+    audit_record(org=org, actor=actor, action="disclosure_request.created", target=request,
+                 target_label=_label(request),
+                 after={"subject_ref": request.subject_ref, "received_on": received_on,
+                        "due_on": request.due_on, "language": language})
+    return request
+
+
+@transaction.atomic(durable=True)
+def disclosure_request_extend(*, request: DisclosureRequest, actor: Actor,
+                              extended_until: datetime.date, reason: str) -> DisclosureRequest:
+    """Extend the deadline by up to two more months, with a reason the customer is told
+    within the first month (so only before the first due date)."""
+    request = DisclosureRequest.objects.select_for_update().get(pk=request.pk)
+    problems = {}
+    if not reason.strip():
+        problems["reason"] = "An extension needs a reason (Art. 12(3) GDPR)."
+    if not request.due_on < extended_until <= request.received_on + MAX_EXTENSION:
+        problems["extended_until"] = (
+            f"Must be after {request.due_on} and at most three months after receipt "
+            f"({request.received_on + MAX_EXTENSION}).")
+    if timezone.localdate() > request.due_on:
+        problems["extended_until"] = "The first month has passed: it can no longer be extended."
+    if problems:
+        raise ApplicationError(" ".join(problems.values()), kind="invalid",
+                               fields={k: [v] for k, v in problems.items()})
+    before = {"extended_until": request.extended_until}
+    request.extended_until, request.extension_reason = extended_until, reason.strip()
+    request.save(update_fields=["extended_until", "extension_reason"])
+    audit_record(org=request.org, actor=actor, action="disclosure_request.extended",
+                 target=request, target_label=_label(request), before=before,
+                 after={"extended_until": extended_until, "reason": request.extension_reason})
+    return request
+
+
+@transaction.atomic(durable=True)
+def disclosure_generate(*, request: DisclosureRequest, actor: Actor,
+                        language: str = "") -> Disclosure:
+    """A new version of the request's PDF, generated by a worker of the `reports` queue."""
+    language = language or request.language
+    if language not in dict(LANGUAGES):
+        raise ApplicationError("'language' must be 'de' or 'en'.", kind="invalid",
+                               fields={"language": ["de or en"]})
+    request = DisclosureRequest.objects.select_for_update().get(pk=request.pk)
+    last = request.disclosures.order_by("-version").values_list("version", flat=True).first()
+    disclosure = Disclosure.objects.create(org=request.org, request=request,
+                                           version=(last or 0) + 1, language=language,
+                                           requested_by=actor.user)
+    audit_record(org=request.org, actor=actor, action="disclosure.requested",
+                 target=disclosure, target_label=str(disclosure),
+                 after={"request": str(request.uuid), "version": disclosure.version,
+                        "language": language})
+    from reports.tasks import disclosure_enqueue
+
+    transaction.on_commit(lambda: disclosure_enqueue(disclosure.pk))
+    return disclosure
+
+
+def _locked(pk: int) -> Disclosure | None:
+    return Disclosure.objects.select_for_update(of=("self",)).select_related(
+        "request", "org").filter(pk=pk).first()
+
+
+@transaction.atomic(durable=True)
+def disclosure_claim(*, pk: int, actor: Actor) -> tuple[Disclosure, int] | None:
+    """Take a queued generation for one attempt (None: taken or done already)."""
+    disclosure = _locked(pk)
+    if disclosure is None or disclosure.status != DisclosureStatus.QUEUED:
+        return None
+    disclosure.status, disclosure.attempt = DisclosureStatus.RUNNING, disclosure.attempt + 1
+    disclosure.started_at = timezone.now()
+    disclosure.save(update_fields=["status", "attempt", "started_at"])
+    audit_record(org=disclosure.org, actor=actor, action="disclosure.started",
+                 target=disclosure, target_label=str(disclosure),
+                 after={"attempt": disclosure.attempt})
+    return disclosure, disclosure.attempt
+
+
+def _held(pk: int, attempt: int) -> Disclosure:
+    disclosure = _locked(pk)
+    if disclosure is None or disclosure.attempt != attempt or \
+            disclosure.status != DisclosureStatus.RUNNING:
+        raise ApplicationError("This generation attempt no longer holds the disclosure.",
+                               kind="conflict")
+    return disclosure
+
+
+@transaction.atomic(durable=True)
+def disclosure_anchor(*, pk: int, attempt: int, content_sha256: str, decision_ids: list[str],
+                      actor: Actor):
+    """Record the content's SHA-256 before rendering: the event the cover points to."""
+    disclosure = _held(pk, attempt)
+    disclosure.content_sha256, disclosure.decision_count = content_sha256, len(decision_ids)
+    event = audit_record(org=disclosure.org, actor=actor, action="disclosure.content_anchored",
+                         target=disclosure, target_label=str(disclosure),
+                         after={"content_sha256": content_sha256, "decisions": decision_ids,
+                                "subject_ref": disclosure.request.subject_ref})
+    disclosure.anchor_seq = event.seq
+    disclosure.save(update_fields=["content_sha256", "decision_count", "anchor_seq"])
+    return event
+
+
+@transaction.atomic(durable=True)
+def disclosure_finish(*, pk: int, attempt: int, file_name: str, sha256: str, size: int,
+                      checkpoint_size: int, actor: Actor) -> Disclosure:
+    disclosure = _held(pk, attempt)
+    disclosure.status, disclosure.generated_at = DisclosureStatus.READY, timezone.now()
+    disclosure.file_name, disclosure.sha256, disclosure.size = file_name, sha256, size
+    disclosure.checkpoint_size = checkpoint_size
+    disclosure.save(update_fields=["status", "generated_at", "file_name", "sha256", "size",
+                                   "checkpoint_size"])
+    audit_record(org=disclosure.org, actor=actor, action="disclosure.generated",
+                 target=disclosure, target_label=str(disclosure),
+                 after={"sha256": sha256, "size": size, "content_sha256":
+                        disclosure.content_sha256, "anchor_seq": disclosure.anchor_seq,
+                        "checkpoint_size": checkpoint_size})
+    return disclosure
+
+
+@transaction.atomic(durable=True)
+def disclosure_fail(*, pk: int, attempt: int | None, message: str, actor: Actor,
+                    retry: bool = False) -> Disclosure | None:
+    """End an attempt that failed: FAILED, or QUEUED again when `retry` and attempts remain."""
+    from django.conf import settings
+
+    disclosure = _locked(pk)
+    if disclosure is None or disclosure.status != DisclosureStatus.RUNNING or \
+            (attempt is not None and disclosure.attempt != attempt):
+        return None
+    again = retry and disclosure.attempt < settings.LEDGERFLOW_REPORT_MAX_ATTEMPTS
+    disclosure.status = DisclosureStatus.QUEUED if again else DisclosureStatus.FAILED
+    disclosure.status_message = message[:4000]
+    disclosure.save(update_fields=["status", "status_message"])
+    audit_record(org=disclosure.org, actor=actor, target=disclosure,
+                 target_label=str(disclosure),
+                 action="disclosure.requeued" if again else "disclosure.failed",
+                 before={"status": DisclosureStatus.RUNNING},
+                 after={"status": disclosure.status, "message": message[:4000]})
+    if again:
+        from reports.tasks import disclosure_enqueue
+
+        transaction.on_commit(lambda: disclosure_enqueue(disclosure.pk))
+    return disclosure
+
+
+@transaction.atomic(durable=True)
+def disclosure_downloaded(*, disclosure: Disclosure, actor: Actor) -> None:
+    """Every download is recorded (who took the customer's data out, and when)."""
+    if disclosure.status != DisclosureStatus.READY:
+        raise ApplicationError(f"{disclosure} is {disclosure.status}, not ready.",
+                               kind="conflict")
+    audit_record(org=disclosure.org, actor=actor, action="disclosure.downloaded",
+                 target=disclosure, target_label=str(disclosure),
+                 after={"sha256": disclosure.sha256})

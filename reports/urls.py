@@ -1,0 +1,19 @@
+from django.urls import path
+
+from reports import apis
+
+urlpatterns = [
+    path("compliance/profile/", apis.ComplianceProfileApi.as_view(), name="compliance-profile"),
+    path("models/<str:name>/features/", apis.FeatureListApi.as_view(), name="feature-list"),
+    path("models/<str:name>/features/<str:feature>", apis.FeatureDetailApi.as_view(),
+         name="feature-detail"),
+    path("disclosures/", apis.DisclosureListApi.as_view(), name="disclosure-list"),
+    path("disclosures/<uuid:request_uuid>/", apis.DisclosureDetailApi.as_view(),
+         name="disclosure-detail"),
+    path("disclosures/<uuid:request_uuid>/generate", apis.DisclosureGenerateApi.as_view(),
+         name="disclosure-generate"),
+    path("disclosures/<uuid:request_uuid>/extend", apis.DisclosureExtendApi.as_view(),
+         name="disclosure-extend"),
+    path("disclosures/<uuid:request_uuid>/pdf", apis.DisclosurePdfApi.as_view(),
+         name="disclosure-pdf"),
+]
