@@ -1,3 +1,12 @@
-"""Browser pages (see tenancy/web.py for the access rules)."""
+"""Browser pages of the registry (see tenancy/web.py for the access rules)."""
 
-urlpatterns = []
+from django.urls import path
+
+from models_registry import views
+
+urlpatterns = [
+    path("models/", views.model_list, name="model-list"),
+    path("models/<str:name>/", views.model_detail, name="model-detail"),
+    path("models/<str:name>/versions/<str:version>/", views.model_version, name="model-version"),
+    path("approvals/", views.approval_list, name="approvals-page"),
+]

@@ -44,7 +44,7 @@ def test_register_package_and_load_by_version_and_alias(registered, mlflow_as, p
 def _register_dir(tmp_path, files: dict[str, str], name: str):
     """Log a directory with these files in a run and register it with the client."""
     folder = tmp_path / "model"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for path, text in files.items():
         (folder / path).write_text(text)
     with mlflow.start_run() as run:
@@ -55,7 +55,7 @@ def _register_dir(tmp_path, files: dict[str, str], name: str):
                                         await_creation_for=120)
 
 
-@pytest.mark.parametrize(("files", "reason"), [
+BROKEN = [
     ({"MLmodel": "flavors: [not: a mapping\n"}, "MLmodel cannot be read"),
     ({"MLmodel": "flavors:\n  sklearn:\n    pickled_model: model.pkl\n"},
      "no python_function flavor"),
@@ -66,17 +66,22 @@ def _register_dir(tmp_path, files: dict[str, str], name: str):
                  "    model_path: model.pkl\n  sklearn:\n    pickled_model: model.pkl\n"
                  "    serialization_format: cloudpickle\n"}, "serialized with cloudpickle"),
     ({"conda.yaml": "name: x\n"}, "no MLmodel file"),
-])
+]
+
+
 def test_a_broken_model_fails_registration_with_its_reason(live_worker, mlflow_as, personas,
-                                                           tmp_path, files, reason):
+                                                           tmp_path):
+    """Each kind of broken model, one after the other on the same worker."""
     client = mlflow_as(personas.alice)
-    with pytest.raises(mlflow.exceptions.MlflowException, match="FAILED_REGISTRATION"):
-        _register_dir(tmp_path, files, "broken")
-    version = client.get_model_version("broken", "1")
-    assert version.status == "FAILED_REGISTRATION"
-    assert reason in version.status_message
-    stored = ModelVersion.objects.get(registered_model__name="broken")
-    assert stored.package_digest == "" and stored.package_path == ""
+    for index, (files, reason) in enumerate(BROKEN):
+        name = f"broken-{index}"
+        with pytest.raises(mlflow.exceptions.MlflowException, match="FAILED_REGISTRATION"):
+            _register_dir(tmp_path / name, files, name)
+        version = client.get_model_version(name, "1")
+        assert version.status == "FAILED_REGISTRATION", reason
+        assert reason in version.status_message
+        stored = ModelVersion.objects.get(registered_model__name=name)
+        assert stored.package_digest == "" and stored.package_path == ""
 
 
 def test_a_run_that_backs_a_version_cannot_be_deleted(registered, mlflow_as, personas):
