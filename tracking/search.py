@@ -9,7 +9,15 @@ of runs is then loaded with a few set queries, not one query per run.
 import base64
 import json
 
-from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models import (
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+)
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from mlflow.utils.search_utils import SearchExperimentsUtils, SearchUtils
@@ -163,6 +171,9 @@ def _parse_filter(parser, filter_string: str) -> list[dict]:
         raise invalid(exc.message) from None
 
 
+ORDER_RELATIONS = {"metric": "latest_metrics", "parameter": "params", "tag": "tags"}
+
+
 def _run_order(order_by: list[str]) -> list:
     from mlflow.exceptions import MlflowException
 
@@ -175,13 +186,12 @@ def _run_order(order_by: list[str]) -> list:
         if kind == "attribute":
             expression = F(RUN_ATTRIBUTES.get(key, key))
         else:
-            model = {"metric": LatestMetric, "parameter": Param, "tag": RunTag}[kind]
-            output = FloatField() if kind == "metric" else None
+            # A LEFT JOIN on the run's one row of that key (unique per run), not a subquery
+            # per run: PostgreSQL joins the key's rows once and sorts the top of the page.
+            relation = ORDER_RELATIONS[kind]
             name = f"_order_{index}"
-            annotations[name] = Subquery(
-                model.objects.filter(run=OuterRef("pk"), key=key).values("value")[:1],
-                output_field=output)
-            expression = F(name)
+            annotations[name] = FilteredRelation(relation, condition=Q(**{f"{relation}__key": key}))
+            expression = F(f"{name}__value")
         # Runs without the value sort last either way, as in MLflow.
         ordering.append(expression.asc(nulls_last=True) if ascending
                         else expression.desc(nulls_last=True))
