@@ -378,3 +378,30 @@ def test_the_admin_edits_the_profile_and_the_catalogue_through_the_services(clie
     assert AuditEvent.objects.filter(action="feature_description.set").count() == 1
     page = client.get("/admin/reports/disclosurerequest/")
     assert page.status_code == 200
+
+
+def test_a_generation_whose_worker_was_lost_is_queued_again_then_given_up(api, personas, roles,
+                                                                          settings):
+    import datetime
+
+    from reports import services
+    from reports.tasks import disclosures_sweep
+
+    officer = api(roles[OFFICER])
+    created = officer.post(URL, request_body(generate=False), format="json").json()
+    queued = officer.post(f"{URL}{created['id']}/generate", {}, format="json").json()
+    disclosure = Disclosure.objects.get(uuid=queued["id"])
+    settings.LEDGERFLOW_REPORT_MAX_ATTEMPTS = 2
+    for attempt, expected in ((1, "QUEUED"), (2, "FAILED")):
+        assert services.disclosure_claim(pk=disclosure.pk, actor=SETUP)[1] == attempt
+        # its worker died: nothing renews it, the lease runs out
+        Disclosure.objects.filter(pk=disclosure.pk).update(
+            started_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+        disclosures_sweep()
+        disclosure.refresh_from_db()
+        assert disclosure.status == expected, attempt
+        assert "worker generating it was lost" in disclosure.status_message
+    actions = list(AuditEvent.objects.filter(target_type="disclosure").order_by("seq")
+                   .values_list("action", flat=True))
+    assert actions == ["disclosure.requested", "disclosure.started", "disclosure.requeued",
+                       "disclosure.started", "disclosure.failed"]
