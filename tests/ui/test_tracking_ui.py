@@ -6,24 +6,12 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.tracking.test_web import RUNS, make_tracked
+from tests.tracking.test_web import RUNS, artifact_root, tracked  # noqa: F401  (fixtures)
 from tests.ui.conftest import login, shot
 
 pytestmark = pytest.mark.postgres_only
 
 RENDERED = "[data-rendered='true']"
-
-
-@pytest.fixture(autouse=True)
-def artifact_root(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "artifacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(tmp_path / "artifacts"), "allow_overwrite": True}}}
-
-
-@pytest.fixture
-def tracked(personas):
-    return make_tracked(personas.org_a)
 
 
 def row_names(page) -> list[str]:
@@ -35,7 +23,7 @@ def plot_data(page, plot_id: str):
     return page.evaluate(f"document.getElementById('{plot_id}').data")
 
 
-def test_runs_table_filters_and_sorts(page, personas, tracked):
+def test_runs_table_filters_and_sorts(page, personas, tracked):  # noqa: F811
     login(page, personas.alice)
     page.goto("/experiments/")
     expect(page.get_by_role("link", name="credit")).to_be_visible()
@@ -74,7 +62,7 @@ def test_runs_table_filters_and_sorts(page, personas, tracked):
     shot(page, "tracking-runs")
 
 
-def test_run_page_charts_and_artifacts(page, personas, tracked):
+def test_run_page_charts_and_artifacts(page, personas, tracked):  # noqa: F811
     alpha = tracked.runs[0]
     login(page, personas.alice)
     page.goto(f"/runs/{alpha.run_uuid}/")
@@ -102,7 +90,7 @@ def test_run_page_charts_and_artifacts(page, personas, tracked):
     page.locator("#artifacts").screenshot(path=str(shot(page, "tracking-run-image")))
 
 
-def test_compare_three_runs(page, personas, tracked):
+def test_compare_three_runs(page, personas, tracked):  # noqa: F811
     login(page, personas.alice)
     page.goto(f"/experiments/{tracked.experiment.pk}/")
     for name in ("alpha", "beta", "gamma"):
