@@ -101,9 +101,9 @@ def scenarios(experiment_id: str) -> list[tuple[str, str, dict]]:
 
 
 def _token(offset: int) -> str:
-    from tracking.search import _encode_token
+    from tracking.search import encode_page_token
 
-    return _encode_token(offset)
+    return encode_page_token(offset)
 
 
 def main() -> None:

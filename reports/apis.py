@@ -2,9 +2,7 @@
 requests (`/api/v1/disclosures/`), their generations and PDF downloads. Everything here needs
 the compliance capability (compliance officers, admins, owners)."""
 
-from django.core.files.storage import storages
 from django.http import FileResponse
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -12,7 +10,6 @@ from rest_framework.response import Response
 from config.exceptions import ApplicationError
 from models_registry import selectors as registry_selectors
 from reports import services
-from reports.generation import STORAGE
 from reports.models import (
     LANGUAGES,
     PROFILE_TEXTS,
@@ -116,7 +113,8 @@ class VersionSerializer(serializers.ModelSerializer):
 class RequestSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid")
     deadline = serializers.DateField()
-    overdue = serializers.SerializerMethodField()
+    overdue = serializers.BooleanField(read_only=True,
+                                       help_text="past its deadline with no version ready")
     versions = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", default=None)
 
@@ -125,11 +123,6 @@ class RequestSerializer(serializers.ModelSerializer):
         fields = ["id", "subject_ref", "subject_name", "received_on", "due_on", "extended_until",
                   "extension_reason", "deadline", "overdue", "identity_verification",
                   "language", "created_by", "created_at", "versions"]
-
-    def get_overdue(self, request) -> bool:
-        """Past its deadline with no disclosure ready to send."""
-        answered = any(v.status == DisclosureStatus.READY for v in request.disclosures.all())
-        return not answered and timezone.localdate() > request.deadline
 
     @extend_schema_field(VersionSerializer(many=True))
     def get_versions(self, request) -> list:
@@ -234,7 +227,6 @@ class DisclosurePdfApi(ComplianceApi):
         if disclosure is None:
             raise ApplicationError("No ready version of this disclosure (yet).",
                                    kind="not_found")
-        services.disclosure_downloaded(disclosure=disclosure, actor=self.actor())
-        return FileResponse(storages[STORAGE].open(disclosure.file_name, "rb"),
+        return FileResponse(services.disclosure_open(disclosure=disclosure, actor=self.actor()),
                             as_attachment=True, content_type="application/pdf",
                             filename=f"disclosure-{found.uuid}-v{disclosure.version}.pdf")

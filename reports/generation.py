@@ -22,7 +22,7 @@ from reports import services
 from reports.content import disclosure_content
 
 logger = logging.getLogger(__name__)
-STORAGE = "reports"
+STORAGE = services.STORAGE
 
 
 def generate(pk: int, task_id: str = "") -> str:

@@ -6,6 +6,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+from django.utils.functional import cached_property
 
 from tenancy.models import TenantModel
 
@@ -113,6 +115,24 @@ class DisclosureRequest(TenantModel):
     @property
     def deadline(self):
         return self.extended_until or self.due_on
+
+    @cached_property
+    def answered(self) -> bool:
+        """A version is ready to send (prefetch `disclosures` to spare the query)."""
+        return any(v.status == DisclosureStatus.READY for v in self.disclosures.all())
+
+    @property
+    def overdue(self) -> bool:
+        return not self.answered and timezone.localdate() > self.deadline
+
+    @property
+    def days_left(self) -> int:
+        return (self.deadline - timezone.localdate()).days
+
+    @property
+    def extendable(self) -> bool:
+        """An extension is told to the customer within the first month (Art. 12(3))."""
+        return timezone.localdate() <= self.due_on
 
 
 class DisclosureStatus(models.TextChoices):

@@ -7,6 +7,7 @@ import datetime
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -25,6 +26,7 @@ from reports.models import (
     FeatureDescription,
 )
 
+STORAGE = "reports"  # STORAGES["reports"]: the PDFs, every version kept
 MAX_EXTENSION = relativedelta(months=3)  # one month, plus up to two more (Art. 12(3))
 
 
@@ -135,7 +137,7 @@ def disclosure_request_extend(*, request: DisclosureRequest, actor: Actor,
         problems["extended_until"] = (
             f"Must be after {request.due_on} and at most three months after receipt "
             f"({request.received_on + MAX_EXTENSION}).")
-    if timezone.localdate() > request.due_on:
+    if not request.extendable:
         problems["extended_until"] = "The first month has passed: it can no longer be extended."
     if problems:
         raise ApplicationError(" ".join(problems.values()), kind="invalid",
@@ -257,6 +259,18 @@ def disclosure_fail(*, pk: int, attempt: int | None, message: str, actor: Actor,
 
         transaction.on_commit(lambda: disclosure_enqueue(disclosure.pk))
     return disclosure
+
+
+def disclosure_open(*, disclosure: Disclosure, actor: Actor):
+    """The PDF of a ready version, for download: opened first, so a missing file is not
+    recorded as downloaded, then the download recorded."""
+    handle = storages[STORAGE].open(disclosure.file_name, "rb")
+    try:
+        disclosure_downloaded(disclosure=disclosure, actor=actor)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 @transaction.atomic(durable=True)

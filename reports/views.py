@@ -4,15 +4,14 @@ through reports.services, which records its audit event; a download is recorded 
 
 from django import forms
 from django.contrib import messages
-from django.core.files.storage import storages
 from django.core.paginator import Paginator
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from config.exceptions import ApplicationError
 from reports import services
-from reports.generation import STORAGE
 from reports.models import LANGUAGES, Disclosure, DisclosureRequest, DisclosureStatus
 from tenancy.roles import Capability
 from tenancy.web import actor, org_page
@@ -54,14 +53,12 @@ class ExtendForm(PageForm):
                              help_text="the customer is told it within the first month")
 
 
-def _annotate(request: DisclosureRequest, today) -> DisclosureRequest:
-    """Status flags from the prefetched versions: the same overdue rule as the API."""
+def _annotate(request: DisclosureRequest) -> DisclosureRequest:
+    """The latest version and whether any is still being made, from the prefetched versions
+    (answered, overdue and days left are the request's own, as in the API)."""
     versions = sorted(request.disclosures.all(), key=lambda v: -v.version)
     request.latest = versions[0] if versions else None
-    request.answered = any(v.status == DisclosureStatus.READY for v in versions)
-    request.overdue = not request.answered and today > request.deadline
     request.in_progress = any(v.status in IN_PROGRESS for v in versions)
-    request.days_left = (request.deadline - today).days
     return request
 
 
@@ -83,7 +80,7 @@ def compliance_page(request):
         .prefetch_related("disclosures").order_by("-received_on", "-pk")
     page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
     today = timezone.localdate()
-    rows = [_annotate(r, today) for r in page]
+    rows = [_annotate(r) for r in page]
     return render(request, "reports/pages/request_list.html", {
         "page": page, "rows": rows, "form": form, "error": error, "today": today,
         "in_progress": any(r.in_progress for r in rows)},
@@ -132,13 +129,14 @@ def compliance_request(request, request_uuid):
         generate, extend, error = _act(request, found)
         if error is None:
             return redirect("compliance-request", request_uuid=request_uuid)
-    versions = list(found.disclosures.select_related("requested_by").order_by("-version"))
-    today = timezone.localdate()
-    answered = any(v.status == DisclosureStatus.READY for v in versions)
+    prefetch_related_objects([found], Prefetch(  # one query serves the list and the flags
+        "disclosures", queryset=Disclosure.objects.select_related("requested_by")
+        .order_by("-version")))
+    versions = list(found.disclosures.all())
     return render(request, "reports/pages/request_detail.html", {
         "req": found, "versions": versions, "generate": generate, "extend": extend,
-        "error": error, "answered": answered, "overdue": not answered and today > found.deadline,
-        "extendable": today <= found.due_on, "days_left": (found.deadline - today).days,
+        "error": error, "answered": found.answered, "overdue": found.overdue,
+        "extendable": found.extendable, "days_left": found.days_left,
         "in_progress": any(v.status in IN_PROGRESS for v in versions)},
         status=400 if error else 200)
 
@@ -151,8 +149,7 @@ def compliance_pdf(request, request_uuid, version: int):
         status=DisclosureStatus.READY).select_related("request").first()
     if disclosure is None:
         raise Http404("No ready version of that number.")
-    handle = storages[STORAGE].open(disclosure.file_name, "rb")  # a missing file: not recorded
-    services.disclosure_downloaded(disclosure=disclosure, actor=actor(request))
+    handle = services.disclosure_open(disclosure=disclosure, actor=actor(request))
     return FileResponse(handle, as_attachment=True,
                         content_type="application/pdf",
                         filename=f"disclosure-{request_uuid}-v{version}.pdf")

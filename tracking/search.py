@@ -57,11 +57,11 @@ RUN_ATTRIBUTES = {"run_id": "run_uuid", "run_name": "name", "run name": "name",
 
 # --- page tokens --------------------------------------------------------------------------
 
-def _encode_token(offset: int) -> str:
+def encode_page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def _decode_token(token: str) -> int:
+def decode_page_token(token: str) -> int:
     if not token:
         return 0
     try:
@@ -85,12 +85,12 @@ def paginate(rows, *, page_token: str, max_results: int | None,
     """One page of an ordered queryset and the opaque token of the next (offset-based, as
     MLflow's own stores do); `max_results=None` means everything from the token on, and
     `most` is the largest page the caller allows."""
-    offset = _decode_token(page_token)
+    offset = decode_page_token(page_token)
     if max_results is None:
         return list(rows[offset:]), ""
     limit = _max_results(max_results, most)
     page = list(rows[offset: offset + limit + 1])
-    return page[:limit], _encode_token(offset + limit) if len(page) > limit else ""
+    return page[:limit], encode_page_token(offset + limit) if len(page) > limit else ""
 
 
 def _stages(view_type: str) -> list[str]:
@@ -314,13 +314,20 @@ def _experiment_id_clause(comparator: str, value) -> Q:
     return ~q if comparator in ("!=", "NOT IN") else q
 
 
+def filter_experiments(queryset, filter_string: str):
+    """`queryset` narrowed by a search-experiments filter string (MLflow's language)."""
+    for clause in _parse_filter(SearchExperimentsUtils, filter_string):
+        queryset = queryset.filter(_experiment_clause(clause))
+    return queryset
+
+
 def experiments(*, org, filter_string: str, view_type: str, max_results: int,
                 order_by: list[str], page_token: str) -> tuple[list[Experiment], str]:
     from mlflow.exceptions import MlflowException
 
-    queryset = Experiment.objects.filter(org=org, lifecycle_stage__in=_stages(view_type))
-    for clause in _parse_filter(SearchExperimentsUtils, filter_string):
-        queryset = queryset.filter(_experiment_clause(clause))
+    queryset = filter_experiments(
+        Experiment.objects.filter(org=org, lifecycle_stage__in=_stages(view_type)),
+        filter_string)
     ordering = []
     for clause in order_by:
         try:

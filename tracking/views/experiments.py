@@ -7,7 +7,6 @@ from django.db.models.functions import Lower
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
-from mlflow.utils.search_utils import SearchExperimentsUtils
 
 from config.exceptions import ApplicationError
 from tenancy.roles import Capability
@@ -29,9 +28,7 @@ def _searched(org, *, name: str, filter_string: str, show_deleted: bool):
     experiments = Experiment.objects.filter(org=org, lifecycle_stage__in=stages)
     if name:
         experiments = experiments.filter(name__icontains=name)
-    for clause in search._parse_filter(SearchExperimentsUtils, filter_string):
-        experiments = experiments.filter(search._experiment_clause(clause))
-    return experiments.annotate(
+    return search.filter_experiments(experiments, filter_string).annotate(
         run_count=Count("runs", filter=Q(runs__lifecycle_stage=LifecycleStage.ACTIVE)),
         last_start=Max("runs__start_time"), last_end=Max("runs__end_time"),
     ).order_by("-is_default", Lower("name"), "pk")
@@ -56,13 +53,13 @@ def _page(request) -> tuple[dict, str]:
                           show_deleted=show_deleted)
         page, token = search.paginate(found, page_token=params.get("page_token", ""),
                                       max_results=PAGE_SIZE)
-        offset = search._decode_token(params.get("page_token", ""))
+        offset = search.decode_page_token(params.get("page_token", ""))
     except ApplicationError as exc:
         return context, exc.message
     context["rows"] = [_row(experiment) for experiment in page]
     context["next_query"] = query(params, page_token=token) if token else ""
     if offset:
-        previous = search._encode_token(max(0, offset - PAGE_SIZE))
+        previous = search.encode_page_token(max(0, offset - PAGE_SIZE))
         context["previous_query"] = query(params, page_token=previous)
     return context, ""
 

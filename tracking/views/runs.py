@@ -139,7 +139,7 @@ def _search(org, experiment, params) -> tuple[list[Run], str, int]:
     token = params.get("page_token", "")
     page, next_token = search.paginate(runs.only(*RUN_FIELDS), page_token=token,
                                        max_results=PAGE_SIZE)
-    return page, next_token, search._decode_token(token)
+    return page, next_token, search.decode_page_token(token)
 
 
 def _table(org, experiment, params) -> dict:
@@ -162,7 +162,7 @@ def _table(org, experiment, params) -> dict:
         "choices": _choices(keys, columns), "unknown_columns": unknown,
         "cols": canonical["cols"], "first": offset + 1, "last": offset + len(page),
         "next_query": query(canonical, page_token=next_token) if next_token else "",
-        "previous_query": query(canonical, page_token=search._encode_token(
+        "previous_query": query(canonical, page_token=search.encode_page_token(
             max(0, offset - PAGE_SIZE))) if offset else "",
     }
 
