@@ -1,8 +1,9 @@
 """The Celery application; tasks live in each app's tasks.py."""
 
 import os
+import time
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -15,3 +16,32 @@ app.autodiscover_tasks()
 def ping(payload: str) -> str:
     """Round trip for readiness checks and `manage.py worker_ping`: proves a worker consumes."""
     return f"pong:{payload}"
+
+
+# Prometheus (config/metrics.py): every task's outcome and run time, labelled with its queue.
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, **_kwargs):
+    _started[task_id] = time.monotonic()
+
+
+@signals.task_postrun.connect
+def _task_finished(task_id=None, task=None, state=None, **_kwargs):
+    from config.metrics import observe_task
+
+    started = _started.pop(task_id, None)
+    delivery = getattr(task.request, "delivery_info", None) or {}
+    queue = delivery.get("routing_key") or task.queue or "default"
+    observe_task(task.name, queue, state or "UNKNOWN",
+                 None if started is None else time.monotonic() - started)
+
+
+@signals.worker_init.connect
+def _worker_metrics_server(**_kwargs):
+    port = os.environ.get("LEDGERFLOW_METRICS_PORT")
+    if port:
+        from config.metrics import start_worker_server
+
+        start_worker_server(int(port))

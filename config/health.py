@@ -39,3 +39,18 @@ def ready(request):
             healthy = False
     return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
                         status=200 if healthy else 503)
+
+
+def probe_middleware(get_response):
+    """Load balancers, orchestrators and Prometheus call by IP address, a Host header that
+    ALLOWED_HOSTS rightly refuses for everything else: the probes answer before the host check
+    (and stay out of the access log and the latency metrics)."""
+    from config.metrics import metrics
+
+    probes = {"/health": health, "/ready": ready, "/metrics": metrics}
+
+    def middleware(request):
+        view = probes.get(request.path_info)
+        return view(request) if view is not None else get_response(request)
+
+    return middleware

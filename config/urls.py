@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
+from config import health, metrics
 from tracking.mlflow_api import artifacts as mlflow_artifacts
 from tracking.mlflow_api import server
 
@@ -24,6 +24,7 @@ urlpatterns = [
     path("version", server.version, name="mlflow-version"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     path("", include("tenancy.web_urls")),

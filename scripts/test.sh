@@ -5,15 +5,18 @@
 # the chain). Pure code (MLproject parsing, PDF rendering, model scoring) runs once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two test processes (pytest-xdist; each its own test database and Redis databases, see
+# config/settings/test.py): most tests wait on workers, servers and browsers, not the CPU.
+workers=(-n "${PYTEST_WORKERS:-2}" --dist worksteal)
 export DJANGO_SETTINGS_MODULE=config.settings.test
 if [ "${1:-all}" != "sqlite" ]; then
   echo "== PostgreSQL: the whole suite"
   # shellcheck disable=SC2086  # PYTEST_ARGS is a word list on purpose
-  .venv/bin/pytest -p no:cacheprovider ${PYTEST_ARGS:-}
+  .venv/bin/pytest -p no:cacheprovider "${workers[@]}" ${PYTEST_ARGS:-}
 fi
 echo "== SQLite: the core"
 DATABASE_URL="sqlite:///$(mktemp -d)/ledgerflow-test.sqlite3" \
-  .venv/bin/pytest -p no:cacheprovider -m "not postgres_only and not slow" \
+  .venv/bin/pytest -p no:cacheprovider "${workers[@]}" -m "not postgres_only and not slow" \
   tests/tenancy tests/audit tests/tracking tests/system tests/web \
   tests/models_registry/test_invariants.py tests/models_registry/test_native_api.py \
   tests/models_registry/test_admin.py tests/reports/test_disclosures.py \

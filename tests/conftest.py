@@ -124,13 +124,26 @@ def _database_url_of_test_db() -> str:
     return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
+def queues_purged() -> None:
+    """Drop messages an earlier test left in the queues (a version registered without a
+    worker running, say): a worker started now must take only this test's tasks."""
+    from config.celery import app
+    from config.metrics import QUEUES
+
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            conn.default_channel.queue_purge(queue)
+
+
 @pytest.fixture
 def worker_env(transactional_db) -> dict:
     """Environment for a child process that must see the test database and broker."""
     import os
 
-    return {**os.environ, "DATABASE_URL": _database_url_of_test_db(),
-            "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    env = {**os.environ, "DATABASE_URL": _database_url_of_test_db(),
+           "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    queues_purged()
+    return env
 
 
 @pytest.fixture

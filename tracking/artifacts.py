@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import unquote, urlparse
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import transaction
@@ -209,6 +210,21 @@ def artifact_open(*, org, path: str) -> File:
         return storage.open(name, "rb")
     except FileNotFoundError:  # deleted since the check
         raise _missing(path) from None
+
+
+def artifact_download_url(*, org, path: str) -> str | None:
+    """A presigned URL of the object, when object storage is used and
+    LEDGERFLOW_S3_PRESIGNED_DOWNLOADS is on; else None (the server streams the file)."""
+    storage = artifact_storage()
+    if not settings.LEDGERFLOW_S3_PRESIGNED_DOWNLOADS or _local_path(storage, "") is not None:
+        return None
+    path = artifact_path_clean(path)
+    if _mounted(org, path) is not None:
+        return None
+    name = artifact_locate(org=org, path=path).name
+    if storage_kind(storage, name) != "file":
+        return None  # the stream answers a directory or a missing file with MLflow's error
+    return storage.url(name)
 
 
 def storage_files(storage: Storage, name: str, prefix: str = ""):

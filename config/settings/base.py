@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
+    "config.health.probe_middleware",  # /health, /ready and /metrics, whatever the Host
     "config.logging.request_log_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -97,7 +98,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Static files belong to a release (collected into the image), not to the data directory.
+STATIC_ROOT = Path(env_str("LEDGERFLOW_STATIC_ROOT", str(DATA_DIR / "static")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -160,10 +162,45 @@ STORAGES["reports"] = {  # disclosure PDFs, every version kept
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": env_str("LEDGERFLOW_REPORTS_ROOT", str(DATA_DIR / "reports"))},
 }
+# Object storage: setting AWS_STORAGE_BUCKET_NAME moves artifacts, model packages, project
+# archives and disclosure PDFs into that S3 bucket (any S3-compatible server through
+# AWS_S3_ENDPOINT_URL), each under its own prefix. Reads stream (config/storage.py); downloads
+# may be answered with presigned URLs (LEDGERFLOW_S3_PRESIGNED_DOWNLOADS).
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME", "")
+LEDGERFLOW_S3_PRESIGNED_DOWNLOADS = env_bool("LEDGERFLOW_S3_PRESIGNED_DOWNLOADS", False)
+if AWS_STORAGE_BUCKET_NAME:
+    from boto3.s3.transfer import TransferConfig
+
+    # multipart in 8 MB parts, at most 4 of them in memory per upload (s3transfer's default: 10)
+    _TRANSFER = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=4)
+    _TRANSFER.max_in_memory_upload_chunks = 4
+    _S3_OPTIONS = {
+        "transfer_config": _TRANSFER,
+        "bucket_name": AWS_STORAGE_BUCKET_NAME,
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+        "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+        # None: boto3's own chain (instance role, ~/.aws) when not given here
+        "access_key": env_secret("AWS_ACCESS_KEY_ID", "") or None,
+        "secret_key": env_secret("AWS_SECRET_ACCESS_KEY", "") or None,
+        "default_acl": None,
+        "querystring_expire": env_int("LEDGERFLOW_S3_PRESIGNED_SECONDS", 300),
+        "max_memory_size": 8 * 1024 * 1024,  # writes opened in "wb" spill to disk past this
+        "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE", "") or None,
+    }
+    for _alias, _overwrite in (("artifacts", True), ("registry", False),
+                               ("projects", False), ("reports", False)):
+        STORAGES[_alias] = {
+            "BACKEND": "config.storage.StreamingS3Storage",
+            "OPTIONS": {**_S3_OPTIONS, "location": _alias, "file_overwrite": _overwrite},
+        }
+
 # A generation still RUNNING this long after it started lost its worker: the sweeper queues it
 # again (at most LEDGERFLOW_REPORT_MAX_ATTEMPTS attempts, then FAILED).
 LEDGERFLOW_REPORT_LEASE_SECONDS = env_int("LEDGERFLOW_REPORT_LEASE_SECONDS", 900)
 LEDGERFLOW_REPORT_MAX_ATTEMPTS = env_int("LEDGERFLOW_REPORT_MAX_ATTEMPTS", 3)
+
+# /metrics (Prometheus) answers only with "Authorization: Bearer <this>" when set.
+LEDGERFLOW_METRICS_TOKEN = env_secret("LEDGERFLOW_METRICS_TOKEN", "")
 
 # Key for the HMAC of API token secrets; a separate variable lets it be rotated apart from
 # SECRET_KEY (rotating it invalidates every token).

@@ -9,7 +9,19 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 # Keys and files of a test run stay out of the checkout's var/ (and child processes inherit it).
 os.environ.setdefault("LEDGERFLOW_DATA_DIR", tempfile.mkdtemp(prefix="ledgerflow-test-data-"))
 
-from config.settings.base import *  # noqa: F403
+
+# pytest-xdist: each test process ("gw0", "gw1", ...) gets its own pair of Redis databases, so
+# a Celery worker started by one test process never takes another's tasks. Set in the
+# environment, so the workers a test starts inherit it.
+_xdist = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist.startswith("gw"):
+    _n = int(_xdist[2:])
+    for _name, _db in (("CELERY_BROKER_URL", 2 * _n + 2), ("CELERY_RESULT_BACKEND", 2 * _n + 3)):
+        _url = os.environ.get(_name, "")
+        if _url.startswith("redis://"):
+            os.environ[_name] = f"{_url.rsplit('/', 1)[0]}/{_db}"
+
+from config.settings.base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

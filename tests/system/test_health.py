@@ -32,3 +32,23 @@ def test_a_well_formed_incoming_request_id_is_kept(client):
     rid = "0f8fad5bd9cb469fa16570867728950e"
     response = client.get("/health", HTTP_X_REQUEST_ID=rid)
     assert response["X-Request-ID"] == rid
+
+
+def test_probes_answer_whatever_host_a_balancer_sends_and_pages_do_not(client, db, settings):
+    settings.ALLOWED_HOSTS = ["ledgerflow.example"]
+    for path in ("/health", "/ready", "/metrics"):
+        assert client.get(path, HTTP_HOST="10.0.0.7:8000").status_code == 200, path
+    assert client.get("/login/", HTTP_HOST="10.0.0.7:8000").status_code == 400
+
+
+def test_metrics_name_routes_and_queues_and_can_require_a_token(client, db, settings):
+    client.get("/api/2.0/mlflow/experiments/get?experiment_id=0")  # 401: no token
+    body = client.get("/metrics").content.decode()
+    assert ('ledgerflow_http_request_duration_seconds_count{method="GET",'
+            'route="mlflow/experiments/get",status="401"}') in body
+    for queue in ("default", "packaging", "projects", "reports"):
+        assert f'ledgerflow_celery_queue_depth{{queue="{queue}"}}' in body
+    settings.LEDGERFLOW_METRICS_TOKEN = "scrape-secret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200

@@ -12,7 +12,7 @@ import mimetypes
 import posixpath
 import re
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -22,6 +22,7 @@ from tenancy.roles import Capability
 from tracking.artifacts import (
     CHUNK_SIZE,
     artifact_delete,
+    artifact_download_url,
     artifact_list,
     artifact_open,
     artifact_path_clean,
@@ -79,6 +80,9 @@ def _mime_type(name: str) -> str:
 def _download(request, access, artifact_path: str) -> HttpResponse:
     if not artifact_path:
         return _listing(request, access, artifact_path)
+    url = artifact_download_url(org=access.org, path=artifact_path)
+    if url is not None:
+        return HttpResponseRedirect(url)
     file = artifact_open(org=access.org, path=artifact_path)
     name = posixpath.basename(artifact_path.rstrip("/"))
     response = FileResponse(file, as_attachment=True, filename=name,

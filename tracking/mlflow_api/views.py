@@ -54,6 +54,7 @@ class Route:
     handler: Callable
     capability: Capability
     pattern: re.Pattern
+    path: str  # as registered, "runs/get": the route's name in metrics
 
 
 ROUTES: dict[str, list[Route]] = {}
@@ -64,7 +65,7 @@ def rpc(method: str, path: str, capability: Capability = Capability.READ):
     regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
 
     def register(handler):
-        ROUTES.setdefault(method, []).append(Route(handler, capability, regex))
+        ROUTES.setdefault(method, []).append(Route(handler, capability, regex, path))
         return handler
 
     return register
@@ -114,6 +115,7 @@ def mlflow_endpoint(request, rpc_path: str):
         route, args = _match(request.method, rpc_path)
         if route is None:
             raise MlflowError(f"No endpoint {request.method} {request.path}", "ENDPOINT_NOT_FOUND")
+        request.metrics_route = f"mlflow/{route.path}"
         access = authorize(request, route.capability)
         req = MlflowRequest(request, args)
         if access.run_scope and route.capability != Capability.READ:
