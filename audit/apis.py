@@ -195,10 +195,15 @@ class AuditPublicKeyApi(APIView):
         key_name = serializers.CharField()
         public_key_pem = serializers.CharField()
         verifier_key = serializers.CharField()
+        retired_verifier_keys = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="keys that signed checkpoints before a rotation (verifier key strings)")
         algorithm = serializers.CharField()
 
     @extend_schema(responses=OutputSerializer,
                    summary="Public key that signs checkpoints (PEM and C2SP verifier key)")
     def get(self, request):
         return Response({"key_name": keys.key_name(), "public_key_pem": keys.public_key_pem(),
-                         "verifier_key": keys.public_verifier_key(), "algorithm": "Ed25519"})
+                         "verifier_key": keys.public_verifier_key(),
+                         "retired_verifier_keys": keys.retired_verifier_keys(),
+                         "algorithm": "Ed25519"})

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from audit.notes import verifier_key
+from audit.notes import parse_verifier_key, verifier_key
 
 
 def _create(path: Path) -> None:
@@ -61,3 +61,16 @@ def public_verifier_key() -> str:
 
 def log_origin(org) -> str:
     return f"{settings.LEDGERFLOW_AUDIT_ORIGIN}/{org.slug}"
+
+
+def retired_verifier_keys() -> list[str]:
+    """Keys that signed before a rotation (LEDGERFLOW_AUDIT_RETIRED_KEYS, verifier key
+    strings): their checkpoints keep verifying."""
+    return list(settings.LEDGERFLOW_AUDIT_RETIRED_KEYS)
+
+
+def verification_keys() -> dict:
+    """name -> public key: the current key and every retired one."""
+    keys = dict(parse_verifier_key(text) for text in retired_verifier_keys())
+    keys[key_name()] = signing_key().public_key()
+    return keys

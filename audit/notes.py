@@ -102,6 +102,32 @@ def open_note(note: str, name: str, public_key: Ed25519PublicKey) -> Checkpoint:
     raise NoteError(f"no signature by key '{name}' on the checkpoint")
 
 
+def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
+    """(name, public key) of a C2SP verifier key string, its key id checked."""
+    name, _, rest = text.strip().partition("+")
+    hex_id, _, encoded = rest.partition("+")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
+    except ValueError:
+        raise NoteError(f"not a verifier key: {text!r}") from None
+    if not name or raw[:1] != ALG_ED25519 or key_id(name, public_key).hex() != hex_id:
+        raise NoteError(f"not an Ed25519 verifier key, or its id does not match: {text!r}")
+    return name, public_key
+
+
+def open_note_by_any(note: str, keys: dict[str, Ed25519PublicKey]) -> Checkpoint:
+    """Verify a checkpoint signed by any of `keys` (name -> public key): the current key and
+    those retired by rotations."""
+    signers = {line.split(" ")[1] for line in note.rpartition("\n\n")[2].splitlines()
+               if line.startswith(DASH + " ") and line.count(" ") >= 2}
+    known = [name for name in keys if name in signers]
+    if not known:
+        raise NoteError(f"the checkpoint is signed by {', '.join(sorted(signers)) or 'no one'}; "
+                        f"known keys: {', '.join(keys)}")
+    return open_note(note, known[0], keys[known[0]])
+
+
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, Ed25519PublicKey):

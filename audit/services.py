@@ -10,10 +10,18 @@ from psycopg.types.json import Jsonb
 from audit.actors import Actor
 from audit.chain import canonical_around_seq, event_hash, timestamp
 from audit.export import export_lines
-from audit.keys import key_name, log_origin, public_key_pem, public_verifier_key, signing_key
+from audit.keys import (
+    key_name,
+    log_origin,
+    public_key_pem,
+    public_verifier_key,
+    retired_verifier_keys,
+    signing_key,
+    verification_keys,
+)
 from audit.merkle import leaf_hash, root_from_leaf_hashes
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
-from audit.notes import Checkpoint, NoteError, open_note, sign
+from audit.notes import Checkpoint, NoteError, open_note_by_any, sign
 from audit.verifier import Verdict, verify_chain
 
 
@@ -143,9 +151,10 @@ def tree_root_of(org, size: int) -> bytes:
 
 
 def checkpoints_opened(org) -> list[Checkpoint]:
-    """The organization's checkpoints, each verified against the current public key."""
-    public_key = signing_key().public_key()
-    return [open_note(c.note, c.key_name, public_key)
+    """The organization's checkpoints, each verified against the key that signed it: the
+    current one, or one retired by a rotation (LEDGERFLOW_AUDIT_RETIRED_KEYS)."""
+    keys = verification_keys()
+    return [open_note_by_any(c.note, keys)
             for c in AuditCheckpoint.objects.filter(org=org).order_by("tree_size")]
 
 
@@ -167,4 +176,4 @@ def audit_export_lines(org):
         .values_list("note", flat=True)
     return export_lines(org_slug=org.slug, key_name=key_name(), public_key_pem=public_key_pem(),
                         verifier_key=public_verifier_key(), records=audit_records(org),
-                        notes=notes.iterator())
+                        notes=notes.iterator(), retired_verifier_keys=retired_verifier_keys())

@@ -211,6 +211,9 @@ LEDGERFLOW_SIGNING_KEY_FILE = env_str("LEDGERFLOW_SIGNING_KEY_FILE",
                                       str(DATA_DIR / "audit-signing-key.pem"))
 LEDGERFLOW_SIGNING_KEY_AUTOCREATE = env_bool("LEDGERFLOW_SIGNING_KEY_AUTOCREATE", True)
 LEDGERFLOW_AUDIT_KEY_NAME = env_str("LEDGERFLOW_AUDIT_KEY_NAME", "ledgerflow-audit")
+# After a rotation: the verifier keys ("name+id+base64", as GET /api/v1/audit/public-key/
+# shows them) of the keys that signed before, comma-separated; their checkpoints keep verifying.
+LEDGERFLOW_AUDIT_RETIRED_KEYS = env_list("LEDGERFLOW_AUDIT_RETIRED_KEYS", [])
 LEDGERFLOW_AUDIT_ORIGIN = env_str("LEDGERFLOW_AUDIT_ORIGIN", "ledgerflow.local/audit")
 
 # Called by tenancy.services.organization_create, in its transaction, for each new org.

@@ -12,7 +12,7 @@ from audit.actors import Actor
 from audit.merkle import tree_root, verify_consistency, verify_inclusion
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from audit.notes import load_public_key, open_note
-from audit.services import audit_verify_org, checkpoint_create
+from audit.services import audit_record, audit_verify_org, checkpoint_create
 from audit.tasks import audit_checkpoint_all, audit_checkpoint_org
 from tenancy.roles import Role
 from tenancy.services import token_create, token_revoke
@@ -207,12 +207,42 @@ def test_consistency_rejects_bad_sizes_naming_the_field(personas, api, query, fi
     assert _written() == written
 
 
-def _offline(path: Path, key_pem: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def _offline(path: Path, key_pem: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     pem = tmp_path / "key.pem"
     pem.write_text(key_pem)
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run([sys.executable, "-m", "audit.offline", str(path), "--public-key", str(pem)],
+    return subprocess.run([sys.executable, "-m", "audit.offline", str(path), "--public-key", str(pem),
+                           *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_after_a_key_rotation_old_checkpoints_verify_with_the_retired_key(personas, api, settings,
+                                                                          tmp_path):
+    checkpoint_create(org=personas.org_a)
+    old = APIClient().get(f"{BASE}public-key/").json()
+    settings.LEDGERFLOW_SIGNING_KEY_FILE = str(tmp_path / "new-key.pem")  # made on first use
+    settings.LEDGERFLOW_AUDIT_KEY_NAME = "ledgerflow-audit-2027"
+    audit_record(org=personas.org_a, actor=Actor.command("test"), action="test.after_rotation",
+                 target=personas.org_a)
+    checkpoint_create(org=personas.org_a)
+    client = api(personas.alice)
+    # without the retired key, the first checkpoint cannot be checked, and the verdict says so
+    refused = client.get(f"{BASE}verify/").json()
+    assert refused["ok"] is False and old["key_name"] in refused["reason"]
+
+    settings.LEDGERFLOW_AUDIT_RETIRED_KEYS = [old["verifier_key"]]
+    assert client.get(f"{BASE}verify/").json()["ok"] is True
+    current = APIClient().get(f"{BASE}public-key/").json()
+    assert current["key_name"] == "ledgerflow-audit-2027"
+    assert current["retired_verifier_keys"] == [old["verifier_key"]]
+
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(client.get(f"{BASE}export/").streaming_content))
+    alone = _offline(path, current["public_key_pem"], tmp_path)
+    assert alone.returncode == 1 and old["key_name"] in alone.stderr
+    both = _offline(path, current["public_key_pem"], tmp_path, "--verifier-key", old["verifier_key"])
+    assert both.returncode == 0, both.stderr
+    assert "2 signed checkpoint(s) verified" in both.stdout
 
 
 def test_export_streams_json_lines_that_the_offline_verifier_accepts(personas, api, tmp_path):
