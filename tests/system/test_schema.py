@@ -45,11 +45,11 @@ def test_logs_are_json_lines_carrying_the_request_id(client, db):
     previous = logger.level
     logger.setLevel(logging.INFO)
     try:
-        response = client.get("/health", HTTP_X_REQUEST_ID="0f8fad5bd9cb469fa16570867728950e")
+        response = client.get("/version", HTTP_X_REQUEST_ID="0f8fad5bd9cb469fa16570867728950e")
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert line["request_id"] == response["X-Request-ID"] == "0f8fad5bd9cb469fa16570867728950e"
-    assert line["path"] == "/health" and line["status"] == 200 and "duration_ms" in line
+    assert line["path"] == "/version" and line["status"] == 200 and "duration_ms" in line
     assert line["level"] == "INFO" and "time" in line
