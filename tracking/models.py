@@ -121,7 +121,12 @@ class Metric(TenantModel):
     """One metric point. Points are appended, never rewritten; an identical point sent twice
     (a client retry) is stored once, which the unique constraint enforces cheaply."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    # No index of their own on the largest table: every read goes by run (the unique
+    # constraint's index leads with run_id), and each extra index is paid on every point.
+    org = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="+",
+                            db_index=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics",
+                            db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField()  # 0 when is_nan: SQLite cannot store a NaN (MLflow does the same)
     is_nan = models.BooleanField(default=False)
@@ -137,6 +142,9 @@ class Metric(TenantModel):
             models.UniqueConstraint(fields=["run", "key", "step", "timestamp", "value", "is_nan"],
                                     name="metric_point_unique"),
         ]
+        # a logged model's metrics (few of all points carry a model id)
+        indexes = [models.Index(fields=["model_id"], name="metric_model_id",
+                                condition=models.Q(model_id__isnull=False))]
 
     def __str__(self):
         return f"{self.key}@{self.step}"

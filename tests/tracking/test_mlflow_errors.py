@@ -797,3 +797,23 @@ def test_the_ui_and_v3_prefixes_reach_the_same_rpcs(w, prefix):
                  "UNAUTHENTICATED")
     assert_error(send("GET", "runs/get", {"run_id": w.run}, prefix=prefix,
                       **bearer(w.personas.charlie)), 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_a_batch_event_keeps_the_sha256_of_the_body_as_received_and_a_retry_adds_nothing(w):
+    """The event holds the request body's SHA-256 (what the client sent, byte for byte), and a
+    batch sent again stores no point twice (the insert falls back to skipping known points)."""
+    import hashlib
+
+    from tracking.models import Metric
+
+    body = json.dumps({"run_id": w.run, "metrics": [
+        {"key": "loss", "value": 0.5 - s / 100, "timestamp": 2000 + s, "step": s}
+        for s in range(50)] + [{"key": "m", "value": 1.0, "timestamp": 1001, "step": 1}]}).encode()
+    for _attempt in range(2):
+        response = send("POST", "runs/log-batch", body=body, **bearer(w.personas.alice))
+        assert response.status_code == 200, response.content
+        event = AuditEvent.objects.order_by("-id").first()
+        assert event.action == "run.batch_logged"
+        assert event.after["sha256"] == hashlib.sha256(body).hexdigest()
+        assert Metric.objects.filter(run__run_uuid=w.run, key="loss").count() == 50
+        assert Metric.objects.filter(run__run_uuid=w.run, key="m").count() == 5
