@@ -7,7 +7,9 @@ of runs is then loaded with a few set queries, not one query per run.
 """
 
 import base64
+import functools
 import json
+from typing import NamedTuple
 
 import orjson
 from django.db import connection
@@ -168,9 +170,22 @@ def _parse_filter(parser, filter_string: str) -> list[dict]:
     from mlflow.exceptions import MlflowException
 
     try:
-        return parser.parse_search_filter(filter_string)
+        return [dict(clause) for clause in _parsed(parser, filter_string)]
     except MlflowException as exc:
         raise invalid(exc.message) from None
+
+
+# MLflow's parsers run sqlparse: a millisecond and more per search. Clients repeat the same
+# filters and orders (a UI page, a polling script), so parsed ones are kept; a refused one is
+# not (lru_cache keeps no exception).
+@functools.lru_cache(maxsize=512)
+def _parsed(parser, filter_string: str) -> tuple[dict, ...]:
+    return tuple(parser.parse_search_filter(filter_string))
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_order(clause: str) -> tuple[str, str, bool]:
+    return SearchUtils.parse_order_by_for_search_runs(clause)
 
 
 ORDER_RELATIONS = {"metric": "latest_metrics", "parameter": "params", "tag": "tags"}
@@ -192,7 +207,7 @@ def _run_order(order_by: list[str], present: set[tuple[str, str]]):
     ordering, annotations, joined = [], {}, {}
     for index, clause in enumerate(order_by):
         try:
-            kind, key, ascending = SearchUtils.parse_order_by_for_search_runs(clause)
+            kind, key, ascending = _parsed_order(clause)
         except MlflowException as exc:
             raise invalid(exc.message) from None
         if kind == "attribute":
@@ -255,11 +270,29 @@ def runs(*, org, experiment_ids: list[str], filter_string: str, view_type: str,
             continue
     queryset = runs_queryset(org=org, experiments=experiments, filter_string=filter_string,
                              view_type=view_type, order_by=order_by)
+    if connection.vendor == "postgresql":
+        page, token = paginate(queryset.values_list(*RunRow._fields), page_token=page_token,
+                               max_results=max_results)
+        public = {experiment.pk: experiment.public_id for experiment in experiments}
+        return _runs_built_in_postgres(org, [RunRow(*row) for row in page], public), token
     page, token = paginate(queryset.select_related("experiment"), page_token=page_token,
                            max_results=max_results)
-    if connection.vendor == "postgresql":
-        return _runs_built_in_postgres(org, page), token
     return runs_serialized(org, page), token
+
+
+class RunRow(NamedTuple):
+    """The run fields a search page shows (serialize.run_info reads them), without a model."""
+
+    pk: int
+    run_uuid: str
+    name: str
+    experiment_id: int
+    user_id: str
+    status: str
+    start_time: int | None
+    end_time: int | None
+    lifecycle_stage: str
+    artifact_uri: str
 
 
 # One row per run with its metrics, params and tags already as JSON text, built by PostgreSQL
@@ -285,21 +318,24 @@ FROM unnest(%s::bigint[]) AS r(id)
 """
 
 
-def _runs_built_in_postgres(org, page: list[Run]) -> list[dict]:
+def _runs_built_in_postgres(org, page: list[RunRow], public: dict[int, str]) -> list[dict]:
     with connection.cursor() as cursor:
         cursor.execute(_PAGE_SQL, [[run.pk for run in page]])
         rows = {row[0]: row[1:] for row in cursor.fetchall()}
     # Datasets and model outputs are rare and nested: those runs take the general path.
-    rich = {run.pk: body for run, body in zip(
-        (run for run in page if rows[run.pk][3]),
-        runs_serialized(org, [run for run in page if rows[run.pk][3]]), strict=True)}
+    nested = [run.pk for run in page if rows[run.pk][3]]
+    rich = {}
+    if nested:
+        models = Run.objects.filter(pk__in=nested).select_related("experiment").in_bulk()
+        rich = dict(zip(nested, runs_serialized(org, [models[pk] for pk in nested]),
+                        strict=True))
     out = []
     for run in page:
         if run.pk in rich:
             out.append(rich[run.pk])
             continue
         metrics, params, tags, _rich = rows[run.pk]
-        out.append({"info": serialize.run_info(run, run.experiment.public_id),
+        out.append({"info": serialize.run_info(run, public[run.experiment_id]),
                     "data": {"metrics": orjson.Fragment(metrics),
                              "params": orjson.Fragment(params), "tags": orjson.Fragment(tags)},
                     "inputs": {"dataset_inputs": []}})
