@@ -5,10 +5,6 @@ transaction-local marker, which only the insert of an audit event sets (the chai
 in migration 0002). So a write that bypasses the services - raw SQL, a stray queryset
 .update(), a forgotten path - fails to commit. Installed after every migrate for every
 model that inherits TenantModel, so new apps are covered without extra work.
-
-A model with `audit_guard_per_statement = True` (the metric points: a thousand rows a batch)
-is checked once per statement instead, when the statement ends: its writers record their event
-first. A deferred row trigger would queue one check per row until COMMIT.
 """
 
 from django.apps import apps
@@ -43,11 +39,6 @@ def install_audit_guards(using: str = "default", **kwargs) -> None:
         for model in guarded_models():
             table = connection.ops.quote_name(model._meta.db_table)
             cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
-            if getattr(model, "audit_guard_per_statement", False):
-                cursor.execute(
-                    f"CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION ledgerflow_require_audit()")
-                continue
             cursor.execute(
                 f"CREATE CONSTRAINT TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} "
                 "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledgerflow_require_audit()"

@@ -121,8 +121,6 @@ class Metric(TenantModel):
     """One metric point. Points are appended, never rewritten; an identical point sent twice
     (a client retry) is stored once, which the unique constraint enforces cheaply."""
 
-    audit_guard_per_statement = True  # audit.guards: the batch's event is recorded first
-
     # No index of their own on the largest table: every read goes by run (the unique
     # constraint's index leads with run_id), and each extra index is paid on every point.
     org = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="+",

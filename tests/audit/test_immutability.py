@@ -198,28 +198,3 @@ def test_audit_record_in_autocommit_mode_raises_and_writes_nothing(transactional
     with pytest.raises(RuntimeError, match="inside the service's transaction"):
         audit_record(org=org, actor=ACTOR, action="organization.updated", target=org)
     assert AuditEvent.objects.filter(org=org).count() == count
-
-
-@pytest.mark.postgres_only
-def test_raw_metric_points_without_an_audit_event_are_refused_by_the_statement(
-        transactional_db, personas):
-    """Metric points are guarded per statement (a batch is a thousand rows): the statement
-    itself fails, and after an event in the same transaction the same insert passes."""
-    from tracking.models import Metric
-    from tracking.services.experiments import experiment_create
-    from tracking.services.runs import run_create
-
-    run = run_create(experiment=experiment_create(org=personas.org_a, name="raw", actor=ACTOR),
-                     actor=ACTOR, run_name="raw")
-    insert = ("INSERT INTO tracking_metric (org_id, run_id, key, value, is_nan, timestamp, step) "
-              "VALUES (%s, %s, 'm', 1, false, 1, 0)")
-    reached = False
-    with pytest.raises(DatabaseError, match="without an audit event"), transaction.atomic(), \
-            connection.cursor() as cursor:
-        cursor.execute(insert, [run.org_id, run.pk])
-        reached = True
-    assert not reached  # refused by the statement, not at commit
-    with transaction.atomic(), connection.cursor() as cursor:
-        audit_record(org=run.org, actor=ACTOR, action="test.points", target=run)
-        cursor.execute(insert, [run.org_id, run.pk])
-    assert Metric.objects.filter(run=run).count() == 1

@@ -150,23 +150,21 @@ def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[d
 
     `payload` is the request as received, its body (bytes) or its data; the audit event keeps
     its SHA-256 (of the bytes, or of the data's canonical JSON), not a copy.
-    No lock on the run (the unique constraints keep params and points consistent); concurrent
-    batches of one organization take turns on its audit chain head from their event on.
+    No lock on the run: concurrent batches to one run must not queue behind each other (the
+    unique constraints keep params and points consistent; the audit head lock comes last).
     """
     _require_active(run)
-    digest = hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes) \
-        else payload_digest(payload)
-    counts = {"metrics": len(metrics), "params": len(params), "tags": len(tags), "sha256": digest}
-    # The event first: the metric table's guard checks each statement as it ends (a refused
-    # param below rolls the event back with everything else).
-    audit_record(org=run.org, actor=actor, action="run.batch_logged", target=run,
-                 target_label=f"{run.name} ({run.run_uuid})", after=counts)
     if metrics:
         _insert_metrics(run, metrics)
     if params:
         _insert_params(run, params)
     if tags:
         _upsert_tags(run, tags)
+    counts = {"metrics": len(metrics), "params": len(params),
+              "tags": len(tags), "sha256": hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes)
+              else payload_digest(payload)}
+    audit_record(org=run.org, actor=actor, action="run.batch_logged", target=run,
+                 target_label=f"{run.name} ({run.run_uuid})", after=counts)
     return counts
 
 
