@@ -92,7 +92,10 @@ class Run(TenantModel):
 class Param(TenantModel):
     """A parameter: logged once; a different value later is refused (DESIGN.md invariant 5)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    # no index of its own: the unique (run, key) index leads with run_id, and the planner
+    # then probes a run's row of one key instead of all its rows
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params",
+                            db_index=False)
     key = models.CharField(max_length=250)
     value = models.TextField()
 
@@ -106,7 +109,9 @@ class Param(TenantModel):
 class RunTag(TenantModel):
     """A key/value tag on a run (mlflow.* tags included)."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    # no index of its own: the unique (run, key) index leads with run_id
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags",
+                            db_index=False)
     key = models.CharField(max_length=250)
     value = models.TextField()
 
@@ -154,7 +159,9 @@ class LatestMetric(TenantModel):
     """The latest point of each metric key of a run (by step, then time, then value), kept
     by set-based upserts so search can filter and sort on metrics without scanning history."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics")
+    # no index of its own: the unique (run, key) index leads with run_id
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics",
+                            db_index=False)
     key = models.CharField(max_length=250)
     value = models.FloatField()
     is_nan = models.BooleanField(default=False)
