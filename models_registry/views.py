@@ -10,7 +10,6 @@ import json
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.http import Http404
 from django.shortcuts import redirect, render
 
 from config.exceptions import ApplicationError
@@ -25,20 +24,9 @@ from models_registry.models import (
     VersionStatus,
 )
 from tenancy.roles import Capability
-from tenancy.web import actor, org_page
+from tenancy.web import actor, found, org_page
 
 PAGE_SIZE = 50
-
-
-def found(lookup, **kwargs):
-    """The selector's object, or 404: another organization's object and a missing one look
-    the same."""
-    try:
-        return lookup(**kwargs)
-    except ApplicationError as exc:
-        if exc.kind == "not_found":
-            raise Http404(exc.message) from None
-        raise
 
 
 def from_ms(ms: int | None) -> datetime.datetime | None:

@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import Http404
 from django.shortcuts import redirect, render
 
 from config.exceptions import ApplicationError
@@ -16,19 +15,11 @@ from projects import services
 from projects.models import DONE, EnvManager, ProjectRun, Workflow
 from tenancy.roles import Capability
 from tenancy.scoping import org_get
-from tenancy.web import actor, org_page
+from tenancy.web import actor, found, org_page
 from tracking import selectors as tracking_selectors
 from tracking.models import Experiment, LifecycleStage
 
 PAGE_SIZE = 50
-
-
-def found(source, **lookup):
-    """The organization's object, or 404 (another organization's looks missing)."""
-    try:
-        return org_get(source, **lookup)
-    except ApplicationError as exc:
-        raise Http404(exc.message) from None
 
 
 def parse_parameters(text: str) -> dict[str, str]:
@@ -115,7 +106,7 @@ def _cancel(request, cancel, label: str):
 
 @org_page(post_capability=Capability.WRITE)
 def project_run(request, run_uuid):
-    project_run = found(ProjectRun.objects.select_related(
+    project_run = found(org_get, ProjectRun.objects.select_related(
         "run__experiment", "submitted_by", "workflow"), org=request.access.org, uuid=run_uuid)
     error = None
     if request.method == "POST":
@@ -138,7 +129,7 @@ def _duration(project_run: ProjectRun) -> datetime.timedelta | None:
 
 @org_page(post_capability=Capability.WRITE)
 def project_workflow(request, workflow_uuid):
-    workflow = found(Workflow.objects.select_related("run__experiment", "submitted_by"),
+    workflow = found(org_get, Workflow.objects.select_related("run__experiment", "submitted_by"),
                      org=request.access.org, uuid=workflow_uuid)
     error = None
     if request.method == "POST":

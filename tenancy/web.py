@@ -6,9 +6,11 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect
 
 from audit.actors import Actor
+from config.exceptions import ApplicationError
 from tenancy.authentication import Access, session_access
 from tenancy.roles import Capability
 
@@ -44,3 +46,14 @@ def require(access: Access, capability: Capability) -> None:
 
 def actor(request) -> Actor:
     return Actor.from_request(request)
+
+
+def found(lookup, *args, **kwargs):
+    """`lookup(*args, **kwargs)` (a selector, `org_get`), or 404: another organization's
+    object and a missing one look the same."""
+    try:
+        return lookup(*args, **kwargs)
+    except ApplicationError as exc:
+        if exc.kind == "not_found":
+            raise Http404(exc.message) from None
+        raise

@@ -233,10 +233,10 @@ def _joined_clause(clause: dict, name: str) -> Q:
     where the comparator allows, the condition is checked on that row, where the index is."""
     kind, key, comparator, value = (clause["type"], clause["key"], clause["comparator"],
                                     clause["value"])
-    _check_comparator(kind, key, comparator)
     exists = Q(**{f"{name}__value__isnull": False})
     if comparator not in ON_JOIN:
-        return exists & _run_clause(clause)
+        return exists & _run_clause(clause)  # which checks the comparator
+    _check_comparator(kind, key, comparator)
     if kind == "metric":
         return exists & Q(**{f"{name}__is_nan": False}) & \
             _compare(f"{name}__value", comparator, float(value))

@@ -3,30 +3,20 @@
 import re
 from datetime import UTC, datetime
 
-from django.http import Http404, QueryDict
+from django.http import QueryDict
 
-from config.exceptions import ApplicationError
+from tenancy.web import found
 from tracking import selectors
 
 MAX_COMPARED = 100  # runs on one compare page or in one chart request
 
 
 def experiment_or_404(request, experiment_id: str):
-    try:
-        return selectors.experiment_get(org=request.access.org, experiment_id=experiment_id)
-    except ApplicationError as exc:
-        if exc.kind == "not_found":
-            raise Http404(exc.message) from None
-        raise
+    return found(selectors.experiment_get, org=request.access.org, experiment_id=experiment_id)
 
 
 def run_or_404(request, run_id: str):
-    try:
-        return selectors.run_get(org=request.access.org, run_id=run_id)
-    except ApplicationError as exc:
-        if exc.kind == "not_found":
-            raise Http404(exc.message) from None
-        raise
+    return found(selectors.run_get, org=request.access.org, run_id=run_id)
 
 
 def run_ids_param(request) -> list[str]:
