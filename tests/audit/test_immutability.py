@@ -5,6 +5,8 @@ application does, the triggers of migration 0002 (and on PostgreSQL the tenant-t
 audit.guards) must refuse it.
 """
 
+import contextlib
+
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
@@ -130,6 +132,29 @@ def test_raw_tenant_update_without_an_audit_event_fails_at_commit_but_the_servic
     assert Organization.objects.get(pk=org.pk).name == "Renamed"
     assert AuditEvent.objects.filter(org=org).count() == events + 1
     assert AuditEvent.objects.filter(org=org).latest("seq").action == "organization.updated"
+
+
+@pytest.mark.postgres_only
+def test_the_guard_queues_one_check_per_transaction_and_a_rolled_back_savepoint_takes_it_back(
+        transactional_db, personas):
+    """The check is queued by the transaction's first guarded row only (audit/guards.py): if
+    that row's savepoint rolls back, the next raw write must queue its own."""
+    org = personas.org_a
+    with pytest.raises(DatabaseError, match="without an audit event"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            cursor.execute("UPDATE tenancy_organization SET name = 'First' WHERE id = %s", [org.pk])
+            raise RuntimeError("roll the savepoint back")
+        cursor.execute("UPDATE tenancy_organization SET name = 'Second' WHERE id = %s", [org.pk])
+    assert Organization.objects.get(pk=org.pk).name == "Organization A"
+
+    # Many rows of several tables with one event: one check, and it passes.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE tenancy_organization SET name = 'Third' WHERE id = %s", [org.pk])
+        cursor.execute("UPDATE tenancy_membership SET role = role WHERE org_id = %s", [org.pk])
+        audit_record(org=org, actor=ACTOR, action="organization.updated", target=org,
+                     target_label=org.slug)
+    assert Organization.objects.get(pk=org.pk).name == "Third"
 
 
 @pytest.mark.postgres_only
