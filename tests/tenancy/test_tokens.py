@@ -243,3 +243,26 @@ def test_another_orgs_workspace_header_gives_the_same_404_as_an_unknown_one(pers
     unknown = api(personas.alice).get(ME, HTTP_X_MLFLOW_WORKSPACE="org-zz").json()
     assert other.keys() == unknown.keys()
     assert other["detail"].replace("org-b", "X") == unknown["detail"].replace("org-zz", "X")
+
+
+def test_the_hand_written_lookup_loads_what_the_orm_loads(personas):
+    """config/rows.py builds the token, its org and user from one join: every field as the
+    ORM converts it (aware datetimes and booleans on SQLite too), related objects cached."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tenancy.authentication import authenticate_token_header
+    from tenancy.models import Organization, User
+
+    token = ApiToken.objects.get(lookup=personas.alice.raw_token.split("_", 1)[1][:8])
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() + timedelta(days=3))
+    with CaptureQueriesContext(connection) as queries:
+        user, access = authenticate_token_header(f"Bearer {personas.alice.raw_token}")
+        assert (access.token.org.slug, access.token.user.email) == ("org-a", "alice@a.example")
+    assert len(queries) == 1
+    for loaded, model in ((access.token, ApiToken), (access.org, Organization), (user, User)):
+        expected = model.objects.get(pk=loaded.pk)
+        for field in model._meta.concrete_fields:
+            assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+            assert type(getattr(loaded, field.attname)) is type(getattr(expected, field.attname))
+    assert access.token.expires_at.tzinfo is not None
+    assert access.membership.role == "owner" and not access.membership._state.adding

@@ -1,0 +1,65 @@
+"""Model instances from one hand-written join, for the lookups every API request makes.
+
+Every MLflow call resolves its token (with organization, user and membership) and most resolve
+a run (with its experiment): fixed shapes, asked thousands of times a second. Compiling them
+through the ORM cost more than running them (the token's select_related with its membership
+took 0.9 ms of Python to compile and 0.4 ms in PostgreSQL). Here the SQL is written once and
+each row becomes model instances the way the ORM would make them: the backend's and the
+fields' converters applied (SQLite returns datetimes as text), related instances cached as
+select_related caches them, `_state` marking them as loaded.
+
+    joined = Join([(ApiToken, "t"), (Organization, "o"), (User, "u")])
+    f"SELECT {joined.columns} FROM ... WHERE t.lookup = %s"
+    token, org, user = joined.instances(row)
+"""
+
+from django.db import connections
+
+
+class Join:
+    """The select list of some models' concrete columns, and the instances of one row."""
+
+    def __init__(self, models: list[tuple[type, str]], using: str = "default"):
+        self.using = using
+        self.models = [model for model, _ in models]
+        connection = connections[using]
+        self.columns = ", ".join(
+            f"{alias}.{connection.ops.quote_name(field.column)}"
+            for model, alias in models for field in model._meta.concrete_fields)
+        self._converters = {}  # per vendor, filled on first use
+        self.width = sum(len(model._meta.concrete_fields) for model in self.models)
+
+    def _plan(self, connection) -> list:
+        plan = self._converters.get(connection.vendor)
+        if plan is None:
+            plan = []
+            for model in self.models:
+                fields = model._meta.concrete_fields
+                converters = []
+                for index, field in enumerate(fields):
+                    column = field.get_col(model._meta.db_table)
+                    found = connection.ops.get_db_converters(column) + \
+                        field.get_db_converters(connection)
+                    if found:
+                        converters.append((index, column, found))
+                plan.append((model, [field.attname for field in fields], converters))
+            self._converters[connection.vendor] = plan
+        return plan
+
+    def instances(self, row) -> list:
+        """The models' instances from the first `width` values of `row`."""
+        connection = connections[self.using]
+        objects, start = [], 0
+        for model, attnames, converters in self._plan(connection):
+            values = list(row[start:start + len(attnames)])
+            for index, column, functions in converters:
+                for convert in functions:
+                    values[index] = convert(values[index], column, connection)
+            objects.append(model.from_db(self.using, attnames, values))
+            start += len(attnames)
+        return objects
+
+
+def cache_related(instance, name: str, related) -> None:
+    """`instance.<name>` answers `related` without a query, as select_related leaves it."""
+    instance._meta.get_field(name).set_cached_value(instance, related)

@@ -1,0 +1,40 @@
+"""tracking.selectors.run_get: the run, its experiment and organization, from one hand-written
+join (config/rows.py), loaded exactly as the ORM loads them; other organizations' runs 404."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from audit.actors import Actor
+from config.exceptions import ApplicationError
+from tracking.models import Experiment, Run
+from tracking.selectors import run_get
+from tracking.services.experiments import experiment_create
+from tracking.services.runs import run_create, run_update
+
+ACTOR = Actor.command("test-selectors")
+
+
+def test_run_get_loads_what_the_orm_loads_in_one_query(personas):
+    experiment = experiment_create(org=personas.org_a, name="sel", actor=ACTOR)
+    run = run_create(experiment=experiment, actor=ACTOR, run_name="r", start_time=1_700_000_000_000)
+    run_update(run=run, actor=ACTOR, status="FINISHED", end_time=1_700_000_000_500)
+    with CaptureQueriesContext(connection) as queries:
+        loaded = run_get(org=personas.org_a, run_id=run.run_uuid)
+        assert (loaded.experiment.name, loaded.org.slug) == ("sel", "org-a")
+    assert len(queries) == 1
+    for instance, model in ((loaded, Run), (loaded.experiment, Experiment)):
+        expected = model.objects.get(pk=instance.pk)
+        for field in model._meta.concrete_fields:
+            assert getattr(instance, field.attname) == getattr(expected, field.attname), field.name
+            assert type(getattr(instance, field.attname)) is type(getattr(expected, field.attname))
+    assert not loaded._state.adding and loaded._state.db == "default"
+
+
+def test_run_get_answers_404_for_another_organizations_run_and_a_missing_one(personas):
+    experiment = experiment_create(org=personas.org_b, name="theirs", actor=ACTOR)
+    theirs = run_create(experiment=experiment, actor=ACTOR, run_name="b")
+    for run_id in (theirs.run_uuid, "0" * 32):
+        with pytest.raises(ApplicationError) as raised:
+            run_get(org=personas.org_a, run_id=run_id)
+        assert raised.value.kind == "not_found"
