@@ -131,7 +131,7 @@ class Metric(TenantModel):
     # No foreign-key constraints either: PostgreSQL checks those row by row (2,000 lookups of
     # the same run at COMMIT for a batch of 1,000 points). Migration 0005 keeps the same
     # integrity with one check per statement: a point's run exists and is of the point's
-    # organization, and a run that has points cannot be deleted.
+    # organization, and a deleted run's points go with it.
     org = models.ForeignKey("tenancy.Organization", on_delete=models.PROTECT, related_name="+",
                             db_index=False, db_constraint=False)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics",

@@ -12,6 +12,7 @@ import json
 from typing import NamedTuple
 
 import orjson
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Exists,
@@ -89,12 +90,22 @@ def paginate(rows, *, page_token: str, max_results: int | None,
     """One page of an ordered queryset and the opaque token of the next (offset-based, as
     MLflow's own stores do); `max_results=None` means everything from the token on, and
     `most` is the largest page the caller allows."""
+    offset, limit = _window(page_token, max_results, most)
+    return _cut(list(rows[offset:] if limit is None else rows[offset: offset + limit + 1]),
+                offset, limit)
+
+
+def _window(page_token: str, max_results: int | None, most: int) -> tuple[int, int | None]:
+    """The offset and size of the page asked for (None: everything from the offset on)."""
     offset = decode_page_token(page_token)
-    if max_results is None:
-        return list(rows[offset:]), ""
-    limit = _max_results(max_results, most)
-    page = list(rows[offset: offset + limit + 1])
-    return page[:limit], encode_page_token(offset + limit) if len(page) > limit else ""
+    return offset, None if max_results is None else _max_results(max_results, most)
+
+
+def _cut(rows: list, offset: int, limit: int | None) -> tuple[list, str]:
+    """The page out of `limit + 1` rows read, and the next page's token if there was one more."""
+    if limit is None or len(rows) <= limit:
+        return rows, ""
+    return rows[:limit], encode_page_token(offset + limit)
 
 
 def _stages(view_type: str) -> list[str]:
@@ -268,13 +279,16 @@ def runs(*, org, experiment_ids: list[str], filter_string: str, view_type: str,
             experiments.append(experiment_get(org=org, experiment_id=experiment_id))
         except Exception:  # noqa: S112  an unknown id matches nothing, as in MLflow
             continue
+    if connection.vendor == "postgresql":
+        public = {experiment.pk: experiment.public_id for experiment in experiments}
+        offset, limit = _window(page_token, max_results, MAX_RESULTS)
+        query = _page_query(org.pk, tuple(public), filter_string, view_type, tuple(order_by),
+                            offset, limit)
+        if query is None:  # e.g. none of the experiments exists: nothing to ask
+            return [], ""
+        return _runs_built_in_postgres(org, query, public, offset, limit)
     queryset = runs_queryset(org=org, experiments=experiments, filter_string=filter_string,
                              view_type=view_type, order_by=order_by)
-    if connection.vendor == "postgresql":
-        page, token = paginate(queryset.values_list(*RunRow._fields), page_token=page_token,
-                               max_results=max_results)
-        public = {experiment.pk: experiment.public_id for experiment in experiments}
-        return _runs_built_in_postgres(org, [RunRow(*row) for row in page], public), token
     page, token = paginate(queryset.select_related("experiment"), page_token=page_token,
                            max_results=max_results)
     return runs_serialized(org, page), token
@@ -295,51 +309,72 @@ class RunRow(NamedTuple):
     artifact_uri: str
 
 
-# One row per run with its metrics, params and tags already as JSON text, built by PostgreSQL
-# and embedded as is (orjson.Fragment): a page of 100 runs with 1,500 values is one query and
-# no Python object per value. Values are spelled as protobuf JSON does (non-finite doubles as
-# strings, NaN kept as 0 with is_nan).
+# The page's runs (the search query, as the ORM wrote it) with their metrics, params and tags
+# already as JSON text, built by PostgreSQL and embedded as is (orjson.Fragment): one statement
+# for a page of 100 runs and 1,500 values, and no Python object per value. Values are spelled
+# as protobuf JSON does (non-finite doubles as strings, NaN kept as 0 with is_nan). The outer
+# query adds columns to the page's rows in the page's order (a scan of the sorted, limited
+# subquery; nothing re-sorts it).
 _PAGE_SQL = """
-SELECT r.id,
-  (SELECT coalesce(json_agg(json_build_object(
-      'key', m.key,
-      'value', CASE WHEN m.is_nan THEN to_json('NaN'::text) ELSE to_json(m.value) END,
-      'timestamp', m.timestamp, 'step', m.step) ORDER BY m.key), '[]')::text
-   FROM tracking_latestmetric m WHERE m.run_id = r.id),
-  (SELECT coalesce(json_agg(json_build_object('key', p.key, 'value', p.value) ORDER BY p.key),
-                   '[]')::text
-   FROM tracking_param p WHERE p.run_id = r.id),
-  (SELECT coalesce(json_agg(json_build_object('key', t.key, 'value', t.value) ORDER BY t.key),
-                   '[]')::text
-   FROM tracking_runtag t WHERE t.run_id = r.id),
-  EXISTS (SELECT 1 FROM tracking_runinput i WHERE i.run_id = r.id)
-    OR EXISTS (SELECT 1 FROM tracking_runoutput o WHERE o.run_id = r.id)
-FROM unnest(%s::bigint[]) AS r(id)
+SELECT page.*,
+  (SELECT coalesce(json_agg(m ORDER BY m.key), '[]')::text FROM (
+     SELECT key, CASE WHEN is_nan THEN to_json('NaN'::text) ELSE to_json(value) END AS value,
+            timestamp, step
+     FROM tracking_latestmetric WHERE run_id = page.pk) m),
+  (SELECT coalesce(json_agg(p ORDER BY p.key), '[]')::text FROM (
+     SELECT key, value FROM tracking_param WHERE run_id = page.pk) p),
+  (SELECT coalesce(json_agg(t ORDER BY t.key), '[]')::text FROM (
+     SELECT key, value FROM tracking_runtag WHERE run_id = page.pk) t),
+  EXISTS (SELECT 1 FROM tracking_runinput i WHERE i.run_id = page.pk)
+    OR EXISTS (SELECT 1 FROM tracking_runoutput o WHERE o.run_id = page.pk)
+FROM ({runs}) AS page
 """
 
 
-def _runs_built_in_postgres(org, page: list[RunRow], public: dict[int, str]) -> list[dict]:
+# The SQL of a search page is a function of the request alone; compiling it through the ORM
+# (joins, filtered relations, EXISTS clauses) costs more than PostgreSQL takes to answer it.
+# The same search is asked again and again (a UI page refreshing, a script polling, the next
+# page), so compiled ones are kept, as the parsed filters are.
+@functools.lru_cache(maxsize=512)
+def _page_query(org_id: int, experiment_ids: tuple[int, ...], filter_string: str,
+                view_type: str, order_by: tuple[str, ...], offset: int,
+                limit: int | None) -> tuple[str, tuple] | None:
+    experiments = [Experiment(pk=pk) for pk in experiment_ids]
+    rows = runs_queryset(org=org_id, experiments=experiments, filter_string=filter_string,
+                         view_type=view_type, order_by=list(order_by)) \
+        .values_list(*RunRow._fields)
+    rows = rows[offset:] if limit is None else rows[offset: offset + limit + 1]
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return _PAGE_SQL.format(runs=sql), tuple(params)
+
+
+def _runs_built_in_postgres(org, query: tuple[str, tuple], public: dict[int, str], offset: int,
+                            limit: int | None) -> tuple[list[dict], str]:
     with connection.cursor() as cursor:
-        cursor.execute(_PAGE_SQL, [[run.pk for run in page]])
-        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute(*query)
+        page, token = _cut(cursor.fetchall(), offset, limit)
+    width = len(RunRow._fields)
     # Datasets and model outputs are rare and nested: those runs take the general path.
-    nested = [run.pk for run in page if rows[run.pk][3]]
+    nested = [row[0] for row in page if row[width + 3]]
     rich = {}
     if nested:
         models = Run.objects.filter(pk__in=nested).select_related("experiment").in_bulk()
         rich = dict(zip(nested, runs_serialized(org, [models[pk] for pk in nested]),
                         strict=True))
     out = []
-    for run in page:
-        if run.pk in rich:
-            out.append(rich[run.pk])
+    for row in page:
+        if row[0] in rich:
+            out.append(rich[row[0]])
             continue
-        metrics, params, tags, _rich = rows[run.pk]
+        run, (metrics, params, tags, _rich) = RunRow(*row[:width]), row[width:]
         out.append({"info": serialize.run_info(run, public[run.experiment_id]),
                     "data": {"metrics": orjson.Fragment(metrics),
                              "params": orjson.Fragment(params), "tags": orjson.Fragment(tags)},
                     "inputs": {"dataset_inputs": []}})
-    return out
+    return out, token
 
 
 def runs_serialized(org, page: list[Run]) -> list[dict]:

@@ -15,9 +15,13 @@ def experiment_get(*, org, experiment_id: str) -> Experiment:
     if experiment_id == "0":
         return experiment_default(org=org)
     experiment = None
-    if experiment_id.isdigit():
-        experiment = Experiment.objects.filter(org=org, pk=int(experiment_id), is_default=False) \
-            .first()
+    if experiment_id.isascii() and experiment_id.isdigit() and int(experiment_id) < 2**63:
+        joined, sql = _experiment_join()  # asked by every search and run creation
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [org.pk, int(experiment_id)])
+            row = cursor.fetchone()
+        if row is not None:
+            (experiment,) = joined.instances(row)
     if experiment is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     return experiment
@@ -30,6 +34,14 @@ def experiment_get_by_name(*, org, name: str) -> Experiment:
             return experiment_default(org=org)
         raise not_found(f"Could not find experiment with name '{name}'")
     return experiment
+
+
+@functools.cache
+def _experiment_join() -> tuple[Join, str]:
+    joined = Join([(Experiment, "e")])
+    sql = (f"SELECT {joined.columns} FROM {Experiment._meta.db_table} e "  # noqa: S608
+           "WHERE e.org_id = %s AND e.id = %s AND NOT e.is_default")
+    return joined, sql
 
 
 @functools.cache

@@ -373,6 +373,10 @@ def test_runs_of_other_orgs_and_unknown_experiments_match_nothing(world, persona
                           filter_string="", view_type="ALL", max_results=100, order_by=[],
                           page_token="")
     assert [run["info"]["run_name"] for run in page] == ["alpha-b"]
+    page, token = search.runs(org=personas.org_b, experiment_ids=["999999", "nope"],
+                              filter_string="", view_type="ALL", max_results=100, order_by=[],
+                              page_token="")
+    assert (page, token) == ([], "")  # no experiment at all: nothing asked of the database
 
 
 def test_non_finite_metric_values_round_trip_as_protobuf_strings(personas, request):
@@ -434,3 +438,19 @@ def test_bulk_interval_samples_evenly_including_first_and_last(personas):
     window = search.metric_history_bulk_interval(runs=[run], key="loss", start_step=100,
                                                  end_step=200, max_results=500)
     assert [p["step"] for p in window] == list(range(100, 201))
+
+
+@pytest.mark.postgres_only
+def test_a_repeated_search_reuses_its_compiled_page_query_and_stays_per_organization(world,
+                                                                                    personas):
+    """search._page_query keeps compiled SQL per request shape, the organization included."""
+    ask = {"experiment_ids": [world.experiment.public_id], "filter_string": "metrics.m > 1",
+           "view_type": "ALL", "max_results": 10, "order_by": ["metrics.m DESC"],
+           "page_token": ""}
+    first, _ = search.runs(org=world.org, **ask)
+    hits = search._page_query.cache_info().hits
+    again, _ = search.runs(org=world.org, **ask)
+    assert search._page_query.cache_info().hits == hits + 1
+    assert [r["info"]["run_id"] for r in again] == [r["info"]["run_id"] for r in first] != []
+    other, _ = search.runs(org=personas.org_b, **ask)
+    assert other == []

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.actors import Actor
 from config.exceptions import ApplicationError
 from tracking.models import Experiment, Run
-from tracking.selectors import run_get
+from tracking.selectors import experiment_get, run_get
 from tracking.services.experiments import experiment_create
 from tracking.services.runs import run_create, run_update
 
@@ -38,3 +38,21 @@ def test_run_get_answers_404_for_another_organizations_run_and_a_missing_one(per
         with pytest.raises(ApplicationError) as raised:
             run_get(org=personas.org_a, run_id=run_id)
         assert raised.value.kind == "not_found"
+
+
+def test_experiment_get_loads_what_the_orm_loads_and_404s_the_rest(personas):
+    experiment = experiment_create(org=personas.org_a, name="mine", actor=ACTOR,
+                                   tags={"team": "risk"})
+    loaded = experiment_get(org=personas.org_a, experiment_id=experiment.public_id)
+    expected = Experiment.objects.get(pk=experiment.pk)
+    for field in Experiment._meta.concrete_fields:
+        assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+        assert type(getattr(loaded, field.attname)) is type(getattr(expected, field.attname))
+    default = experiment_get(org=personas.org_a, experiment_id="0")
+    assert default.is_default and default.org_id == personas.org_a.pk
+    for unknown in (str(default.pk), "99999999", "9" * 30, "²", "-1", "abc", ""):
+        with pytest.raises(ApplicationError) as raised:  # the default only answers to "0"
+            experiment_get(org=personas.org_a, experiment_id=unknown)
+        assert raised.value.kind == "not_found"
+    with pytest.raises(ApplicationError):
+        experiment_get(org=personas.org_b, experiment_id=experiment.public_id)

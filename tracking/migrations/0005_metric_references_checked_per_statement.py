@@ -4,9 +4,11 @@ A foreign key is checked row by row: a batch of 1,000 points looked its run and 
 organization up 2,000 times at COMMIT, a quarter of the batch's time in the database. These
 triggers check the same once per statement: every point's run exists and belongs to the point's
 organization (the run is locked FOR KEY SHARE until the transaction ends, as a foreign key
-locks it), and a run that has points can be neither deleted nor moved. The organization is
-reached through the run, whose own foreign key to it stays. Like PostgreSQL's own checks these
-rely on READ COMMITTED, the isolation the application uses.
+locks it); a run that has points cannot move to another organization; a deleted run's points
+are deleted with it (ON DELETE CASCADE: Django deletes them first anyway, and a flush may
+empty the tables in any order). The organization is reached through the run, whose own
+foreign key to it stays. Like PostgreSQL's own checks these rely on READ COMMITTED, the
+isolation the application uses.
 """
 
 import django.db.models.deletion
@@ -33,17 +35,13 @@ CREATE TRIGGER metric_run_exists AFTER INSERT ON tracking_metric
 CREATE TRIGGER metric_run_exists_on_update AFTER UPDATE ON tracking_metric
   REFERENCING NEW TABLE AS new_points FOR EACH STATEMENT EXECUTE FUNCTION ledgerflow_metric_run_exists();
 
-CREATE OR REPLACE FUNCTION ledgerflow_run_without_points() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ledgerflow_run_points_go_with_it() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF EXISTS (SELECT 1 FROM tracking_metric m WHERE m.run_id IN (SELECT id FROM old_runs)) THEN
-    RAISE EXCEPTION 'delete on table "tracking_run" violates the reference from "tracking_metric": '
-                    'the run still has metric points'
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
+  DELETE FROM tracking_metric WHERE run_id IN (SELECT id FROM old_runs);
   RETURN NULL;
 END $$;
-CREATE TRIGGER run_without_points AFTER DELETE ON tracking_run
-  REFERENCING OLD TABLE AS old_runs FOR EACH STATEMENT EXECUTE FUNCTION ledgerflow_run_without_points();
+CREATE TRIGGER run_points_go_with_it AFTER DELETE ON tracking_run
+  REFERENCING OLD TABLE AS old_runs FOR EACH STATEMENT EXECUTE FUNCTION ledgerflow_run_points_go_with_it();
 
 CREATE OR REPLACE FUNCTION ledgerflow_run_keeps_points() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -62,10 +60,10 @@ CREATE TRIGGER run_keeps_points AFTER UPDATE OF id, org_id ON tracking_run FOR E
 PG_BACKWARD = r"""
 DROP TRIGGER IF EXISTS metric_run_exists ON tracking_metric;
 DROP TRIGGER IF EXISTS metric_run_exists_on_update ON tracking_metric;
-DROP TRIGGER IF EXISTS run_without_points ON tracking_run;
+DROP TRIGGER IF EXISTS run_points_go_with_it ON tracking_run;
 DROP TRIGGER IF EXISTS run_keeps_points ON tracking_run;
 DROP FUNCTION IF EXISTS ledgerflow_metric_run_exists();
-DROP FUNCTION IF EXISTS ledgerflow_run_without_points();
+DROP FUNCTION IF EXISTS ledgerflow_run_points_go_with_it();
 DROP FUNCTION IF EXISTS ledgerflow_run_keeps_points();
 """
 
@@ -77,16 +75,15 @@ SQLITE_FORWARD = [
     """CREATE TRIGGER metric_run_exists_on_update BEFORE UPDATE OF run_id, org_id ON tracking_metric
        WHEN NOT EXISTS (SELECT 1 FROM tracking_run WHERE id = NEW.run_id AND org_id = NEW.org_id)
        BEGIN SELECT RAISE(ABORT, 'tracking_metric: no such run in the organization'); END""",
-    """CREATE TRIGGER run_without_points BEFORE DELETE ON tracking_run
-       WHEN EXISTS (SELECT 1 FROM tracking_metric WHERE run_id = OLD.id)
-       BEGIN SELECT RAISE(ABORT, 'tracking_run: the run still has metric points'); END""",
+    """CREATE TRIGGER run_points_go_with_it AFTER DELETE ON tracking_run
+       BEGIN DELETE FROM tracking_metric WHERE run_id = OLD.id; END""",
     """CREATE TRIGGER run_keeps_points BEFORE UPDATE OF id, org_id ON tracking_run
        WHEN (OLD.id IS NOT NEW.id OR OLD.org_id IS NOT NEW.org_id)
             AND EXISTS (SELECT 1 FROM tracking_metric WHERE run_id = OLD.id)
        BEGIN SELECT RAISE(ABORT, 'tracking_run: the run has metric points'); END""",
 ]
 SQLITE_BACKWARD = [f"DROP TRIGGER IF EXISTS {name}" for name in (
-    "metric_run_exists", "metric_run_exists_on_update", "run_without_points", "run_keeps_points")]
+    "metric_run_exists", "metric_run_exists_on_update", "run_points_go_with_it", "run_keeps_points")]
 
 
 def forward(apps, schema_editor):
