@@ -279,8 +279,12 @@ class _Intake:
 
 
 def _save(storage: Storage, name: str, intake: _Intake, *, scratch: bool) -> None:
+    content = File(intake, name=name.rsplit("/", 1)[-1])
+    # Storages copy File.chunks(), 64 KiB by default; gunicorn reads ahead up to 1 MiB and
+    # copies what it holds on every read, so 64 KiB reads copied each megabyte 16 times.
+    content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE
     try:
-        saved = storage.save(name, File(intake, name=name.rsplit("/", 1)[-1]))
+        saved = storage.save(name, content)
     except BaseException:
         if scratch:  # a partial staged file; an object store keeps no partial object
             storage.delete(name)
