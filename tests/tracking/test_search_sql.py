@@ -412,6 +412,28 @@ def test_latest_metric_is_the_highest_step_not_the_last_sent(personas):
     assert Run.objects.get(pk=run.pk).latest_metrics.get(key="m").value == 7.0
 
 
+def test_within_one_batch_the_latest_is_the_highest_point_and_the_first_sent_among_equals(
+        personas):
+    """Each key's latest value comes out of the batch itself (SQL on PostgreSQL, Python on
+    SQLite): by (step, timestamp, value), and a NaN (stored as 0) against a 0 at the same step
+    and time is a tie that the first point sent wins."""
+    experiment = experiment_create(org=personas.org_a, name="ties", actor=ACTOR)
+    nan_first = run_create(experiment=experiment, actor=ACTOR, run_name="nan-first")
+    zero_first = run_create(experiment=experiment, actor=ACTOR, run_name="zero-first")
+    log(nan_first, metrics=[("m", 3.0, 1, 9), ("m", math.nan, 4, 5), ("m", 0.0, 4, 5),
+                            ("m", -1.0, 4, 4), ("k", 2.0, 0, 1), ("k", 5.0, 0, 1)])
+    log(zero_first, metrics=[("m", 0.0, 4, 5), ("m", math.nan, 4, 5)])
+    latest = {(row.run_id, row.key): (row.value, row.is_nan, row.step, row.timestamp)
+              for row in LatestMetric.objects.filter(run__experiment=experiment)}
+    assert latest == {(nan_first.pk, "m"): (0.0, True, 4, 5),
+                      (nan_first.pk, "k"): (5.0, False, 0, 1),
+                      (zero_first.pk, "m"): (0.0, False, 4, 5)}
+    # Sent again whole (a client retry): nothing changes, no point is stored twice.
+    log(nan_first, metrics=[("m", 3.0, 1, 9), ("m", math.nan, 4, 5), ("m", 0.0, 4, 5)])
+    assert Metric.objects.filter(run=nan_first).count() == 6
+    assert LatestMetric.objects.get(run=nan_first, key="m").is_nan
+
+
 def test_metric_history_pages_in_step_order(personas):
     experiment = experiment_create(org=personas.org_a, name="history", actor=ACTOR)
     run = run_create(experiment=experiment, actor=ACTOR, run_name="history")

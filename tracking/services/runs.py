@@ -1,8 +1,8 @@
 """Runs: create, update, delete/restore, and everything logged to them.
 
 Each service is one transaction with one audit event. Batches are set-based: metric points
-go in with one INSERT .. ON CONFLICT DO NOTHING (identical re-sends are harmless), latest
-values with one conditional upsert, params with one insert and one comparison query.
+and their keys' latest values go in with one statement (identical re-sends are stored once),
+params with one insert and one comparison query.
 """
 
 import hashlib
@@ -143,7 +143,6 @@ def _validate_tags(tags: dict) -> None:
                                                  value)
 
 
-@transaction.atomic(durable=True)
 def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[dict],
                   tags: list[dict], payload: dict | bytes) -> dict:
     """Log metrics (dicts with key/value/timestamp/step), params and tags in one transaction.
@@ -153,14 +152,26 @@ def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[d
     No lock on the run: concurrent batches to one run must not queue behind each other (the
     unique constraints keep params and points consistent; the audit head lock comes last).
     """
+    points = _Points(metrics) if metrics else None
+    try:
+        return _log_batch(run, actor, points, params, tags, payload, skip_stored=False)
+    except _PointsStoredBefore:
+        # A point of the batch is stored already (a client resending a batch that did
+        # commit): the transaction went back whole; again, skipping the points the run has.
+        return _log_batch(run, actor, points, params, tags, payload, skip_stored=True)
+
+
+@transaction.atomic(durable=True)
+def _log_batch(run: Run, actor: Actor, points: "_Points | None", params: list[dict],
+               tags: list[dict], payload: dict | bytes, *, skip_stored: bool) -> dict:
     _require_active(run)
-    if metrics:
-        _insert_metrics(run, metrics)
+    if points:  # the transaction's first statement: see _insert_metrics_postgres
+        _insert_metrics(run, points, skip_stored=skip_stored)
     if params:
         _insert_params(run, params)
     if tags:
         _upsert_tags(run, tags)
-    counts = {"metrics": len(metrics), "params": len(params),
+    counts = {"metrics": len(points) if points else 0, "params": len(params),
               "tags": len(tags), "sha256": hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes)
               else payload_digest(payload)}
     audit_record(org=run.org, actor=actor, action="run.batch_logged", target=run,
@@ -168,51 +179,91 @@ def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[d
     return counts
 
 
-def _insert_metrics(run: Run, metrics: list[dict]) -> None:
-    for m in metrics:  # NaN is stored as 0 with a flag, as MLflow does (SQLite has no NaN)
-        m["is_nan"] = m["value"] != m["value"]
-        if m["is_nan"]:
-            m["value"] = 0.0
-    if connection.vendor == "postgresql":
-        _insert_metrics_unnest(run, metrics)
-    else:
-        Metric.objects.bulk_create(
-            [Metric(org_id=run.org_id, run_id=run.pk, key=m["key"], value=m["value"],
-                    is_nan=m["is_nan"], timestamp=m["timestamp"], step=m["step"],
-                    model_id=m.get("model_id"), dataset_name=m.get("dataset_name"),
-                    dataset_digest=m.get("dataset_digest")) for m in metrics],
-            ignore_conflicts=True)
-    _upsert_latest(run, metrics)
+class _PointsStoredBefore(Exception):
+    """The plain INSERT of a batch's points met one the run already has."""
 
 
 _METRIC_COLUMNS = (("key", "varchar"), ("value", "float8"), ("is_nan", "bool"),
-                   ("timestamp", "int8"), ("step", "int8"), ("model_id", "varchar"),
-                   ("dataset_name", "varchar"), ("dataset_digest", "varchar"))
+                   ("timestamp", "int8"), ("step", "int8"))
+_METRIC_EXTRAS = (("model_id", "varchar"), ("dataset_name", "varchar"),
+                  ("dataset_digest", "varchar"))
 
 
-def _insert_metrics_unnest(run: Run, metrics: list[dict]) -> None:
-    """One INSERT .. SELECT FROM unnest(arrays): eight array parameters instead of a
-    parameter per value, and no model instances (bulk_create's cost at 1,000 points).
+class _Points:
+    """A batch's points as columns. NaN is stored as 0 with a flag, as MLflow does (SQLite has
+    no NaN); the optional columns are there only when a point of the batch has them."""
 
-    The arrays go as binary parameters bound by the server (Django's psycopg cursor binds on
-    the client, spelling 8,000 values into the SQL text). A plain INSERT first: a point sent
-    again (a client retry) is rare, and ON CONFLICT's speculative insertion costs a third more
-    on every batch; when one was already there, the savepoint is rolled back and the batch
-    goes again skipping the points the run has.
+    def __init__(self, metrics: list[dict]):
+        values = [m["value"] for m in metrics]
+        self.columns = {
+            "key": [m["key"] for m in metrics],
+            "value": [0.0 if v != v else v for v in values],
+            "is_nan": [v != v for v in values],
+            "timestamp": [m["timestamp"] for m in metrics],
+            "step": [m["step"] for m in metrics],
+        }
+        self.kinds = list(_METRIC_COLUMNS)
+        for name, kind in _METRIC_EXTRAS:
+            column = [m.get(name) for m in metrics]
+            if any(column):
+                self.columns[name] = column
+                self.kinds.append((name, kind))
+
+    def __len__(self) -> int:
+        return len(self.columns["key"])
+
+    def rows(self) -> list[dict]:
+        names = list(self.columns)
+        return [dict(zip(names, row, strict=True)) for row in zip(*self.columns.values(),
+                                                                   strict=True)]
+
+
+def _insert_metrics(run: Run, points: _Points, *, skip_stored: bool) -> None:
+    if connection.vendor == "postgresql":
+        _insert_metrics_postgres(run, points, skip_stored=skip_stored)
+        return
+    rows = points.rows()
+    Metric.objects.bulk_create([Metric(org_id=run.org_id, run_id=run.pk, **row) for row in rows],
+                               ignore_conflicts=True)
+    _upsert_latest(run, rows)
+
+
+def _insert_metrics_postgres(run: Run, points: _Points, *, skip_stored: bool) -> None:
+    """One statement stores the points and upserts each key's latest value.
+
+    The points go as array parameters (unnest), binary and bound by the server (Django's
+    psycopg cursor binds on the client, spelling 5,000 values into the SQL text); no model
+    instances. A plain INSERT, as a point sent again (a client retry) is rare and ON CONFLICT's
+    speculative insertion costs a third more on every batch. It is the transaction's first
+    statement, so when it meets a stored point the whole transaction goes back and the batch
+    is logged again with ON CONFLICT DO NOTHING (no savepoint: two round trips less).
+    The latest value of each key is the point with the highest (step, timestamp, value), the
+    first sent among equals, and replaces the stored one only when it is later, MLflow's order.
     """
-    table = connection.ops.quote_name(Metric._meta.db_table)
-    names = ", ".join(name for name, _ in _METRIC_COLUMNS)
-    arrays = ", ".join(f"%b::{kind}[]" for _, kind in _METRIC_COLUMNS)
-    sql = (f"INSERT INTO {table} (org_id, run_id, {names}) "  # noqa: S608
-           f"SELECT %b, %b, * FROM unnest({arrays})")
-    params = [run.org_id, run.pk, *([m.get(name) for m in metrics] for name, _ in _METRIC_COLUMNS)]
+    metric = connection.ops.quote_name(Metric._meta.db_table)
+    latest = connection.ops.quote_name(LatestMetric._meta.db_table)
+    names = ", ".join(name for name, _ in points.kinds)
+    arrays = ", ".join(f"%({name})b::{kind}[]" for name, kind in points.kinds)
+    sql = (  # our tables' names; every value is a parameter
+        f"WITH points AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS p({names}, sent)), "  # noqa: S608
+        f"stored AS (INSERT INTO {metric} (org_id, run_id, {names}) "
+        f"SELECT %(org)b, %(run)b, {names} FROM points"
+        f"{' ON CONFLICT DO NOTHING' if skip_stored else ''}) "
+        f"INSERT INTO {latest} (org_id, run_id, key, value, is_nan, timestamp, step) "
+        f"SELECT DISTINCT ON (key) %(org)b, %(run)b, key, value, is_nan, timestamp, step "
+        f"FROM points ORDER BY key, step DESC, timestamp DESC, value DESC, sent "
+        f"ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
+        f"is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step "
+        f"WHERE (excluded.step, excluded.timestamp, excluded.value) > "
+        f"({latest}.step, {latest}.timestamp, {latest}.value)")
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         try:
-            with transaction.atomic():  # a savepoint: the caller's transaction is open
-                cursor.execute(sql, params)
-        except psycopg.errors.UniqueViolation:
-            cursor.execute(sql + " ON CONFLICT DO NOTHING", params)
+            cursor.execute(sql, {"org": run.org_id, "run": run.pk, **points.columns})
+        except psycopg.errors.UniqueViolation as exc:
+            if skip_stored:
+                raise
+            raise _PointsStoredBefore from exc
 
 
 def _newest_per_key(metrics: list[dict]) -> dict[str, dict]:
@@ -226,18 +277,12 @@ def _newest_per_key(metrics: list[dict]) -> dict[str, dict]:
 
 
 def _upsert_latest(run: Run, metrics: list[dict]) -> None:
-    """One statement: insert each key's newest point, or replace the stored one when the new
-    point is later by (step, timestamp, value), MLflow's order for "latest"."""
+    """SQLite: insert each key's newest point, or replace the stored one when the new point
+    is later by (step, timestamp, value), MLflow's order for "latest"."""
     newest = list(_newest_per_key(metrics).values())
     names = ("key", "value", "is_nan", "timestamp", "step")
-    if connection.vendor == "postgresql":  # array parameters, as in _insert_metrics_unnest
-        source = "SELECT %s, %s, * FROM unnest(%s::varchar[], %s::float8[], %s::bool[], " \
-                 "%s::int8[], %s::int8[])"
-        params = [run.org_id, run.pk, *([m[name] for m in newest] for name in names)]
-    else:
-        source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(newest))
-        params = [value for m in newest for value in (run.org_id, run.pk,
-                                                      *(m[name] for name in names))]
+    source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(newest))
+    params = [value for m in newest for value in (run.org_id, run.pk, *(m[name] for name in names))]
     table = connection.ops.quote_name(LatestMetric._meta.db_table)
     # The table name is our model's and every value is a parameter.
     sql = (
