@@ -143,16 +143,18 @@ def _validate_tags(tags: dict) -> None:
                                                  value)
 
 
-def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[dict],
-                  tags: list[dict], payload: dict | bytes) -> dict:
-    """Log metrics (dicts with key/value/timestamp/step), params and tags in one transaction.
+def run_log_batch(*, run: Run, actor: Actor, metrics: "list[dict] | MetricPoints",
+                  params: list[dict], tags: list[dict], payload: dict | bytes) -> dict:
+    """Log metrics (dicts with key/value/timestamp/step, or their columns), params and tags in
+    one transaction.
 
     `payload` is the request as received, its body (bytes) or its data; the audit event keeps
     its SHA-256 (of the bytes, or of the data's canonical JSON), not a copy.
     No lock on the run: concurrent batches to one run must not queue behind each other (the
     unique constraints keep params and points consistent; the audit head lock comes last).
     """
-    points = _Points(metrics) if metrics else None
+    points = metrics if isinstance(metrics, MetricPoints) else \
+        MetricPoints.from_dicts(metrics) if metrics else None
     try:
         return _log_batch(run, actor, points, params, tags, payload, skip_stored=False)
     except _PointsStoredBefore:
@@ -162,7 +164,7 @@ def run_log_batch(*, run: Run, actor: Actor, metrics: list[dict], params: list[d
 
 
 @transaction.atomic(durable=True)
-def _log_batch(run: Run, actor: Actor, points: "_Points | None", params: list[dict],
+def _log_batch(run: Run, actor: Actor, points: "MetricPoints | None", params: list[dict],
                tags: list[dict], payload: dict | bytes, *, skip_stored: bool) -> dict:
     _require_active(run)
     if points:  # the transaction's first statement: see _insert_metrics_postgres
@@ -189,25 +191,27 @@ _METRIC_EXTRAS = (("model_id", "varchar"), ("dataset_name", "varchar"),
                   ("dataset_digest", "varchar"))
 
 
-class _Points:
-    """A batch's points as columns. NaN is stored as 0 with a flag, as MLflow does (SQLite has
-    no NaN); the optional columns are there only when a point of the batch has them."""
+class MetricPoints:
+    """A batch's points as columns (key, value, timestamp, step, and model_id, dataset_name,
+    dataset_digest when a point has them). NaN is stored as 0 with a flag, as MLflow does
+    (SQLite has no NaN)."""
 
-    def __init__(self, metrics: list[dict]):
-        values = [m["value"] for m in metrics]
-        self.columns = {
-            "key": [m["key"] for m in metrics],
-            "value": [0.0 if v != v else v for v in values],
-            "is_nan": [v != v for v in values],
-            "timestamp": [m["timestamp"] for m in metrics],
-            "step": [m["step"] for m in metrics],
-        }
+    def __init__(self, key: list[str], value: list[float], timestamp: list[int],
+                 step: list[int], **extras: list):
+        self.columns = {"key": key, "value": [0.0 if v != v else v for v in value],
+                        "is_nan": [v != v for v in value], "timestamp": timestamp,
+                        "step": step}
         self.kinds = list(_METRIC_COLUMNS)
         for name, kind in _METRIC_EXTRAS:
-            column = [m.get(name) for m in metrics]
-            if any(column):
-                self.columns[name] = column
+            if any(extras.get(name) or ()):
+                self.columns[name] = extras[name]
                 self.kinds.append((name, kind))
+
+    @classmethod
+    def from_dicts(cls, metrics: list[dict]) -> "MetricPoints":
+        return cls(**{name: [m.get(name) for m in metrics]
+                      for name in ("key", "value", "timestamp", "step",
+                                   *(extra for extra, _ in _METRIC_EXTRAS))})
 
     def __len__(self) -> int:
         return len(self.columns["key"])
@@ -218,7 +222,7 @@ class _Points:
                                                                    strict=True)]
 
 
-def _insert_metrics(run: Run, points: _Points, *, skip_stored: bool) -> None:
+def _insert_metrics(run: Run, points: MetricPoints, *, skip_stored: bool) -> None:
     if connection.vendor == "postgresql":
         _insert_metrics_postgres(run, points, skip_stored=skip_stored)
         return
@@ -228,7 +232,7 @@ def _insert_metrics(run: Run, points: _Points, *, skip_stored: bool) -> None:
     _upsert_latest(run, rows)
 
 
-def _insert_metrics_postgres(run: Run, points: _Points, *, skip_stored: bool) -> None:
+def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: bool) -> None:
     """One statement stores the points and upserts each key's latest value.
 
     The points go as array parameters (unnest), binary and bound by the server (Django's
