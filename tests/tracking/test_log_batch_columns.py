@@ -48,3 +48,31 @@ def test_nan_from_the_point_by_point_path_is_stored_as_zero_with_its_flag():
                                               "metrics[0]")])
     assert points.columns["value"] == [0.0] and points.columns["is_nan"] == [True]
     assert not math.isnan(points.columns["value"][0])
+
+
+def test_points_that_array_literals_cannot_spell_go_as_binary_arrays_and_read_back_the_same(
+        personas):
+    """On PostgreSQL the five columns go as array literals (services.runs._array_literals)
+    unless a key would need escaping or a value is not finite; every way stores the same."""
+    from audit.actors import Actor
+    from tracking.models import LatestMetric, Metric
+    from tracking.services.experiments import experiment_create
+    from tracking.services.runs import run_create, run_log_batch
+
+    actor = Actor.command("test-columns")
+    experiment = experiment_create(org=personas.org_a, name="columns", actor=actor)
+    batches = {
+        "plain": [("loss", 0.1 + 0.2), ("loss", 1e-300), ("acc", -0.0), ("acc", 5e20)],
+        "quoted": [('say "hi"', 1.0), ("back\\slash", 2.0), ("{brace, comma}", 3.0)],
+        "infinite": [("up", math.inf), ("down", -math.inf), ("nan", math.nan)],
+    }
+    for name, points in batches.items():
+        run = run_create(experiment=experiment, actor=actor, run_name=name)
+        run_log_batch(run=run, actor=actor, params=[], tags=[], payload={}, metrics=[
+            {"key": key, "value": value, "timestamp": T + step, "step": step}
+            for step, (key, value) in enumerate(points)])
+        stored = list(Metric.objects.filter(run=run).order_by("step")
+                      .values_list("key", "value", "is_nan", "timestamp", "step"))
+        assert stored == [(key, 0.0 if value != value else value, value != value, T + step, step)
+                          for step, (key, value) in enumerate(points)], name
+        assert LatestMetric.objects.filter(run=run).count() == len({key for key, _ in points})
