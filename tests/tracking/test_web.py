@@ -426,3 +426,25 @@ def test_metric_history_json(personas, tracked):
     assert by_name["beta"]["step"] == [0, 1, 2]
     assert by_name["beta"]["value"] == [0.5, 0.7, 0.9]
     assert by_name["beta"]["timestamp"][0] == by_name["beta"]["start_time"]
+
+
+def test_metric_history_json_is_strict_json_with_gaps_for_non_finite_values(personas, tracked):
+    """The charts parse it with JSON.parse, which refuses NaN and Infinity: one run with an
+    infinite value once broke every chart of its page."""
+    import json
+    import math
+
+    run = tracked.runs[0]
+    run_log_batch(run=run, actor=SETUP, params=[], tags=[], payload={}, metrics=[
+        {"key": "m0", "value": value, "timestamp": T0 + step, "step": step}
+        for step, value in ((10, math.inf), (11, -math.inf), (12, math.nan), (13, 0.25))])
+    response = browser(personas.alice).get("/compare/metric-history/",
+                                           {"runs": run.run_uuid, "key": ["m0"]})
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    body = json.loads(response.content, parse_constant=refuse)
+    (series,) = body["series"]
+    assert series["step"][-4:] == [10, 11, 12, 13]
+    assert series["value"][-4:] == [None, None, None, 0.25]

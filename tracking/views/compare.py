@@ -1,6 +1,8 @@
 """Comparing runs side by side (params with the differing rows marked, latest metrics, charts),
 and the metric histories the charts of this page and of the run page draw."""
 
+import math
+
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
@@ -74,7 +76,8 @@ def _series(run: Run, key: str, points: list[tuple]) -> dict:
     return {"run_id": run.run_uuid, "run_name": run.name or run.run_uuid, "key": key,
             "start_time": run.start_time, "step": [p[0] for p in points],
             "timestamp": [p[1] for p in points],
-            "value": [None if p[3] else p[2] for p in points]}
+            # JSON has no NaN or Infinity (the browser's JSON.parse refuses them): a gap
+            "value": [p[2] if not p[3] and math.isfinite(p[2]) else None for p in points]}
 
 
 @org_page
