@@ -78,6 +78,9 @@ def _metric(raw: dict, path: str, names_checked: set | None = None) -> dict:
     if not isinstance(raw, dict):
         raise MlflowError(f"Invalid value {raw!r} for parameter '{path}': expected an object.")
     prefix = f"{path}." if path else ""  # log-metric's fields are top-level: 'value', not '.value'
+    if raw.get("key") is not None and not isinstance(raw["key"], str):
+        raise MlflowError(f"Invalid value {raw['key']!r} for parameter '{prefix}key': expected a "
+                          "string.")
     if "value" not in raw or raw["value"] is None:
         raise MlflowError(f"Missing value for required parameter '{prefix}value'.")
     if "timestamp" not in raw or raw["timestamp"] is None:
@@ -135,6 +138,8 @@ def _plain_points(raw: list) -> services.MetricPoints | None:
     if not all(type(m) is dict and m.keys() <= _PLAIN_FIELDS for m in raw):
         return None
     keys, values = [m.get("key") for m in raw], [m.get("value") for m in raw]
+    if not all(type(key) is str for key in keys):
+        return None
     stamps, steps = [m.get("timestamp") for m in raw], [m.get("step") or 0 for m in raw]
     if not (all(type(v) is float or type(v) is int for v in values)
             and all(type(t) is int for t in stamps) and min(stamps, default=0) >= 0
@@ -142,8 +147,6 @@ def _plain_points(raw: list) -> services.MetricPoints | None:
         return None
     try:
         for key in set(keys):
-            if type(key) is not str:
-                return None
             mlflow_validation._validate_metric(key, 0.0, 0, 0)
     except MlflowException:
         return None
