@@ -76,7 +76,10 @@ def _canonicalizable(value):
 
 
 def payload_digest(payload) -> str:
-    """SHA-256 of a payload's canonical JSON: what a bulk write's event keeps instead of a copy."""
+    """SHA-256 of a payload: what a bulk write's event keeps instead of a copy. Of the bytes
+    when it is a request body as received, else of its canonical JSON."""
+    if isinstance(payload, bytes):
+        return hashlib.sha256(payload).hexdigest()
     try:
         encoded = canonical.dumps(payload)
     except (rfc8785.IntegerDomainError, rfc8785.FloatDomainError):

@@ -8,24 +8,26 @@ each row becomes model instances the way the ORM would make them: the backend's 
 fields' converters applied (SQLite returns datetimes as text), related instances cached as
 select_related caches them, `_state` marking them as loaded.
 
-    joined = Join([(ApiToken, "t"), (Organization, "o"), (User, "u")])
-    f"SELECT {joined.columns} FROM ... WHERE t.lookup = %s"
-    token, org, user = joined.instances(row)
+    joined = Join([(ApiToken, "t"), (Organization, "o"), (User, "u")],
+                  "SELECT {columns}, m.role FROM ... WHERE t.lookup = %s")
+    (token, org, user), (role,) = joined.one([lookup])
 """
 
 from django.db import connections
 
 
 class Join:
-    """The select list of some models' concrete columns, and the instances of one row."""
+    """A query whose select list starts with some models' concrete columns (`{columns}` in
+    `sql`), and the instances of its rows."""
 
-    def __init__(self, models: list[tuple[type, str]], using: str = "default"):
+    def __init__(self, models: list[tuple[type, str]], sql: str, using: str = "default"):
         self.using = using
         self.models = [model for model, _ in models]
         connection = connections[using]
         self.columns = ", ".join(
             f"{alias}.{connection.ops.quote_name(field.column)}"
             for model, alias in models for field in model._meta.concrete_fields)
+        self.sql = sql.format(columns=self.columns)
         self._converters = {}  # per vendor, filled on first use
         self.width = sum(len(model._meta.concrete_fields) for model in self.models)
 
@@ -45,6 +47,13 @@ class Join:
                 plan.append((model, [field.attname for field in fields], converters))
             self._converters[connection.vendor] = plan
         return plan
+
+    def one(self, params: list) -> tuple[list, tuple] | None:
+        """The instances of the query's first row and the row's values after them, or None."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        return None if row is None else (self.instances(row), tuple(row[self.width:]))
 
     def instances(self, row) -> list:
         """The models' instances from the first `width` values of `row`."""

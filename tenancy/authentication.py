@@ -10,7 +10,6 @@ import binascii
 import functools
 from dataclasses import dataclass
 
-from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -81,16 +80,15 @@ def _parse_header(header: str) -> tuple[str | None, str]:
 
 
 @functools.cache
-def _token_join() -> tuple[Join, str]:
+def _token_join() -> Join:
     """The token, its organization and user, and the user's membership there, in one row."""
-    joined = Join([(ApiToken, "t"), (Organization, "o"), (User, "u")])
     token, org, user, membership = (model._meta.db_table
                                     for model in (ApiToken, Organization, User, Membership))
-    sql = (f"SELECT {joined.columns}, m.id, m.role FROM {token} t "  # noqa: S608 (our tables)
-           f"JOIN {org} o ON o.id = t.org_id JOIN {user} u ON u.id = t.user_id "
-           f"LEFT JOIN {membership} m ON m.org_id = t.org_id AND m.user_id = t.user_id "
-           "WHERE t.lookup = %s")
-    return joined, sql
+    return Join([(ApiToken, "t"), (Organization, "o"), (User, "u")],
+                f"SELECT {{columns}}, m.id, m.role FROM {token} t "  # noqa: S608 (our tables)
+                f"JOIN {org} o ON o.id = t.org_id JOIN {user} u ON u.id = t.user_id "
+                f"LEFT JOIN {membership} m ON m.org_id = t.org_id AND m.user_id = t.user_id "
+                "WHERE t.lookup = %s")
 
 
 def _token_lookup(raw: str) -> ApiToken:
@@ -100,16 +98,12 @@ def _token_lookup(raw: str) -> ApiToken:
     _kind, lookup = parsed
     # One query per request, written by hand (config/rows.py: the ORM took longer to compile
     # it than PostgreSQL to run it); the lookup is unique, the membership too.
-    joined, sql = _token_join()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [lookup])
-        row = cursor.fetchone()
+    found = _token_join().one([lookup])
     token = None
-    if row is not None:
-        token, org, user = joined.instances(row)
+    if found is not None:
+        (token, org, user), (token.membership_id, token.membership_role) = found
         cache_related(token, "org", org)
         cache_related(token, "user", user)
-        token.membership_id, token.membership_role = row[joined.width:]
     # Compare even when nothing was found, so timing does not reveal which lookups exist.
     if not token_matches(raw, token.secret_hash if token else "0" * 64) or token is None:
         raise AuthenticationError("Invalid token.")

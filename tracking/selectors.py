@@ -2,8 +2,6 @@
 
 import functools
 
-from django.db import connection
-
 from config.rows import Join, cache_related
 from tracking.models import Experiment, LifecycleStage, LoggedModel, Run
 from tracking.services.common import not_found
@@ -16,12 +14,9 @@ def experiment_get(*, org, experiment_id: str) -> Experiment:
         return experiment_default(org=org)
     experiment = None
     if experiment_id.isascii() and experiment_id.isdigit() and int(experiment_id) < 2**63:
-        joined, sql = _experiment_join()  # asked by every search and run creation
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [org.pk, int(experiment_id)])
-            row = cursor.fetchone()
-        if row is not None:
-            (experiment,) = joined.instances(row)
+        found = _experiment_join().one([org.pk, int(experiment_id)])  # every search asks it
+        if found is not None:
+            (experiment,), _rest = found
     if experiment is None:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     return experiment
@@ -37,32 +32,27 @@ def experiment_get_by_name(*, org, name: str) -> Experiment:
 
 
 @functools.cache
-def _experiment_join() -> tuple[Join, str]:
-    joined = Join([(Experiment, "e")])
-    sql = (f"SELECT {joined.columns} FROM {Experiment._meta.db_table} e "  # noqa: S608
-           "WHERE e.org_id = %s AND e.id = %s AND NOT e.is_default")
-    return joined, sql
+def _experiment_join() -> Join:
+    return Join([(Experiment, "e")],
+                f"SELECT {{columns}} FROM {Experiment._meta.db_table} e "  # noqa: S608
+                "WHERE e.org_id = %s AND e.id = %s AND NOT e.is_default")
 
 
 @functools.cache
-def _run_join() -> tuple[Join, str]:
-    joined = Join([(Run, "r"), (Experiment, "e")])
-    sql = (f"SELECT {joined.columns} FROM {Run._meta.db_table} r "  # noqa: S608 (our tables)
-           f"JOIN {Experiment._meta.db_table} e ON e.id = r.experiment_id "
-           "WHERE r.org_id = %s AND r.run_uuid = %s")
-    return joined, sql
+def _run_join() -> Join:
+    return Join([(Run, "r"), (Experiment, "e")],
+                f"SELECT {{columns}} FROM {Run._meta.db_table} r "  # noqa: S608 (our tables)
+                f"JOIN {Experiment._meta.db_table} e ON e.id = r.experiment_id "
+                "WHERE r.org_id = %s AND r.run_uuid = %s")
 
 
 def run_get(*, org, run_id: str) -> Run:
     """The run with its experiment and organization loaded: asked by nearly every MLflow call,
     so the join is written by hand (config/rows.py)."""
-    joined, sql = _run_join()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [org.pk, run_id])
-        row = cursor.fetchone()
-    if row is None:
+    found = _run_join().one([org.pk, run_id])
+    if found is None:
         raise not_found(f"Run with id={run_id} not found")
-    run, experiment = joined.instances(row)
+    (run, experiment), _rest = found
     cache_related(run, "experiment", experiment)
     cache_related(run, "org", org)
     return run

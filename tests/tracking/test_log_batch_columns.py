@@ -19,7 +19,7 @@ def plain(count: int = 4) -> list[dict]:
 def test_a_plain_batch_becomes_the_same_columns_the_point_by_point_path_makes():
     raw = [*plain(), {"key": "no_step", "value": 1, "timestamp": T}]
     points = _plain_points(raw)
-    one_by_one = [_metric(m, f"metrics[{i}]", set()) for i, m in enumerate(raw)]
+    one_by_one = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw)]
     assert points is not None and len(points) == 5
     for name in ("key", "value", "timestamp", "step"):
         assert points.columns[name] == [m[name] for m in one_by_one]

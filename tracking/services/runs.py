@@ -5,7 +5,6 @@ and their keys' latest values go in with one statement (identical re-sends are s
 params with one insert and one comparison query.
 """
 
-import hashlib
 import uuid
 
 import psycopg
@@ -174,8 +173,7 @@ def _log_batch(run: Run, actor: Actor, points: "MetricPoints | None", params: li
     if tags:
         _upsert_tags(run, tags)
     counts = {"metrics": len(points) if points else 0, "params": len(params),
-              "tags": len(tags), "sha256": hashlib.sha256(payload).hexdigest() if isinstance(payload, bytes)
-              else payload_digest(payload)}
+              "tags": len(tags), "sha256": payload_digest(payload)}
     audit_record(org=run.org, actor=actor, action="run.batch_logged", target=run,
                  target_label=f"{run.name} ({run.run_uuid})", after=counts)
     return counts
