@@ -50,10 +50,9 @@ def test_nan_from_the_point_by_point_path_is_stored_as_zero_with_its_flag():
     assert not math.isnan(points.columns["value"][0])
 
 
-def test_points_that_array_literals_cannot_spell_go_as_binary_arrays_and_read_back_the_same(
-        personas):
-    """On PostgreSQL the five columns go as array literals (services.runs._array_literals)
-    unless a key would need escaping or a value is not finite; every way stores the same."""
+def test_keys_needing_escapes_and_non_finite_values_are_stored_as_sent(personas):
+    """On PostgreSQL the five columns go as binary arrays (config.pgarrays): quotes,
+    backslashes, braces and infinities need no spelling; every batch reads back the same."""
     from audit.actors import Actor
     from tracking.models import LatestMetric, Metric
     from tracking.services.experiments import experiment_create

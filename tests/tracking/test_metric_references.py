@@ -62,7 +62,7 @@ def test_a_run_with_points_cannot_move_and_its_points_go_with_it_when_deleted(ru
     # Behind Django's back (as a flush empties tables, in any order): no point is left behind.
     with connection.cursor() as cursor:
         for table in ("tracking_runtag", "tracking_param", "tracking_latestmetric"):
-            cursor.execute(f"DELETE FROM {table} WHERE run_id = %s", [run_a.pk])  # noqa: S608
+            cursor.execute(f"DELETE FROM {table} WHERE run_id = %s", [run_a.pk])
         cursor.execute("DELETE FROM tracking_run WHERE id = %s", [run_a.pk])
     assert not Metric.objects.filter(run_id=run_a.pk).exists()
     assert Run.objects.filter(pk=run_b.pk).exists()

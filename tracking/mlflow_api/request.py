@@ -4,6 +4,7 @@ GET requests carry fields in the query string, POST/PATCH/DELETE as JSON; int64 
 arrive as strings (protobuf JSON), so the accessors coerce them.
 """
 
+import contextlib
 import math
 
 import orjson
@@ -101,20 +102,27 @@ class MlflowRequest:
         return value
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # every integer in MLflow's protos is an int64
+
+
 def as_int(value, name: str) -> int:
     if isinstance(value, bool):
         raise MlflowError(f"Invalid value {value!r} for parameter '{name}': expected an integer.")
+    number = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise MlflowError(f"Invalid value {value!r} for parameter '{name}' supplied: expected an "
-                      "integer.")
+        number = value
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if number is None:
+        raise MlflowError(f"Invalid value {value!r} for parameter '{name}' supplied: expected an "
+                          "integer.")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise MlflowError(f"Invalid value {value!r} for parameter '{name}' supplied: out of range "
+                          "for a 64-bit integer.")
+    return number
 
 
 def as_float(value, name: str) -> float:

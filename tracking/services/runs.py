@@ -17,6 +17,7 @@ from mlflow.utils.name_utils import _generate_random_name as random_run_name
 from audit.actors import Actor
 from audit.chain import payload_digest
 from audit.services import audit_record
+from config.pgarrays import packed
 from tracking.models import (
     Experiment,
     LatestMetric,
@@ -235,8 +236,9 @@ def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: boo
 
     The points go as array parameters (unnest) bound by the server (Django's psycopg cursor
     binds on the client, spelling 5,000 values into the SQL text); no model instances. The five
-    columns every point has go as array literals joined by str.join (_array_literals), which
-    PostgreSQL parses in C; psycopg's array dumper spends a Python call on every value.
+    columns every point has are packed in PostgreSQL's binary array format by struct
+    (config.pgarrays: no Python call per value, no float to text and back, nothing to
+    escape); the optional columns, which hold nulls, go through psycopg's list dumper.
     A plain INSERT, as a point sent again (a client retry) is rare and ON CONFLICT's
     speculative insertion costs a third more on every batch. It is the transaction's first
     statement, so when it meets a stored point the whole transaction goes back and the batch
@@ -248,22 +250,24 @@ def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: boo
     latest = connection.ops.quote_name(LatestMetric._meta.db_table)
     names = ", ".join(name for name, _ in points.kinds)
     values = {"org": run.org_id, "run": run.pk, **points.columns}
-    literals = _array_literals(points)
-    values.update(literals)
-    arrays = ", ".join(f"%({name})s::{kind}[]" if name in literals else f"%({name})b::{kind}[]"
-                       for name, kind in points.kinds)
-    sql = (  # our tables' names; every value is a parameter
+    for name, kind in _METRIC_COLUMNS:
+        values[name] = packed(kind, values[name])
+    arrays = ", ".join(f"%({name})b::{kind}[]" for name, kind in points.kinds)
+    sql = (  # our tables' names; every value is a parameter. The keys' latest values are
+        # upserted after the points are stored (a data-modifying WITH that the main statement
+        # does not read runs after it), so their row locks, which every batch of the run
+        # waits for, are held for the audit event and COMMIT only.
         f"WITH points AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS p({names}, sent)), "  # noqa: S608
-        f"stored AS (INSERT INTO {metric} (org_id, run_id, {names}) "
-        f"SELECT %(org)b, %(run)b, {names} FROM points"
-        f"{' ON CONFLICT DO NOTHING' if skip_stored else ''}) "
-        f"INSERT INTO {latest} (org_id, run_id, key, value, is_nan, timestamp, step) "
+        f"latest AS (INSERT INTO {latest} (org_id, run_id, key, value, is_nan, timestamp, step) "
         f"SELECT DISTINCT ON (key) %(org)b, %(run)b, key, value, is_nan, timestamp, step "
         f"FROM points ORDER BY key, step DESC, timestamp DESC, value DESC, sent "
         f"ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, "
         f"is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step "
         f"WHERE (excluded.step, excluded.timestamp, excluded.value) > "
-        f"({latest}.step, {latest}.timestamp, {latest}.value)")
+        f"({latest}.step, {latest}.timestamp, {latest}.value)) "
+        f"INSERT INTO {metric} (org_id, run_id, {names}) "
+        f"SELECT %(org)b, %(run)b, {names} FROM points"
+        f"{' ON CONFLICT DO NOTHING' if skip_stored else ''}")
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         try:
@@ -272,20 +276,6 @@ def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: boo
             if skip_stored:
                 raise
             raise _PointsStoredBefore from exc
-
-
-def _array_literals(points: MetricPoints) -> dict[str, str]:
-    """PostgreSQL array literals of the five columns every point has, or none when a key
-    needs escaping (valid metric names never do: no quote, no backslash)."""
-    columns = points.columns
-    keys = '{"' + '","'.join(columns["key"]) + '"}'
-    if "\\" in keys or keys.count('"') != 2 * len(columns["key"]) or \
-            "inf" in (value_text := ",".join(map(repr, columns["value"]))):
-        return {}  # escaping, or a non-finite value (repr spells it in Python's way)
-    return {"key": keys, "value": "{" + value_text + "}",
-            "is_nan": "{" + ",".join("t" if flag else "f" for flag in columns["is_nan"]) + "}",
-            "timestamp": "{" + ",".join(map(str, columns["timestamp"])) + "}",
-            "step": "{" + ",".join(map(str, columns["step"])) + "}"}
 
 
 def _newest_per_key(metrics: list[dict]) -> dict[str, dict]:
