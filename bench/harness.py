@@ -345,15 +345,18 @@ def table(results: dict, memory: dict, copy: dict, size: dict) -> tuple[str, lis
     lines.append("-" * 79)
     lines.append("ratio > 1 means Ledgerflow is better: LF/MLflow for rates, MLflow/LF for "
                  "times and memory.")
-    rate = copy.get("rows_per_s")
-    if rate:
-        lines.append(f"raw COPY of the same metric rows into PostgreSQL: {rate:,.0f} rows/s")
+    for key, what in (("rows_per_s", "raw COPY of the same metric rows into PostgreSQL"),
+                      ("keyed_rows_per_s", "COPY into a table with the points' unique key")):
+        rate = copy.get(key)
+        if not rate:
+            continue
+        lines.append(f"{what}: {rate:,.0f} rows/s")
         for threads in (1, 8):
             parts = []
             for name, label in ((LF, "Ledgerflow"), (ML, "MLflow")):
                 pts = figure(results, f"W2-{threads}t", name, "points_per_s")
                 parts.append(f"{label} {pts / rate * 100:.1f}%" if pts else f"{label} n/a")
-            lines.append(f"  W2 {threads} thread{'s' if threads > 1 else ''} as % of COPY: "
+            lines.append(f"  W2 {threads} thread{'s' if threads > 1 else ''} as % of it: "
                          + ", ".join(parts))
     for row in rows:
         row.pop("fmt")
