@@ -8,14 +8,14 @@ or bytes.join, and psycopg sends it as is with the array's type: bind it as `%(n
     with psycopg.Cursor(connection) as cursor:  # binds on the server
         cursor.execute("SELECT unnest(%(steps)b)", {"steps": packed("int8", [1, 2, 3])})
 
-Elements may not be None (no null bitmap is written). An int outside int64 raises
-OverflowError, as PostgreSQL's int8 would refuse it.
+Elements may not be None (no null bitmap is written) and must be of the kind's exact Python
+type (TypeError otherwise); an int outside int64 raises OverflowError, as PostgreSQL's int8
+would refuse it. The dumpers are registered on each new connection (`register`).
 """
 
 import itertools
 import struct
 
-import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
@@ -26,6 +26,7 @@ _KINDS = {
     "bool": (16, 1000, "?", 1),
     "varchar": (1043, 1015, None, None),
 }
+_PYTHON = {"int8": int, "float8": float, "bool": bool, "varchar": str}  # exact types
 _HEADER = struct.Struct(">iiIii")  # dimensions, has nulls, element oid, length, lower bound
 
 
@@ -51,16 +52,24 @@ def _dumper(oid: int) -> type[Dumper]:
     return PackedArrayDumper
 
 
-_TYPES: dict[str, type[PackedArray]] = {}
-for _kind, (_, _array_oid, _, _) in _KINDS.items():
-    _TYPES[_kind] = type(f"Packed_{_kind}", (PackedArray,), {"__slots__": ()})
-    # The default adapters that every new connection copies; only these private types.
-    psycopg.adapters.register_dumper(_TYPES[_kind], _dumper(_array_oid))
+_TYPES = {kind: type(f"Packed_{kind}", (PackedArray,), {"__slots__": ()}) for kind in _KINDS}
+_DUMPERS = {kind: _dumper(array_oid) for kind, (_, array_oid, _, _) in _KINDS.items()}
+
+
+def register(adapters) -> None:
+    """Teach a psycopg connection's (or cursor's) adapters the packed arrays. Django gives its
+    connections a copy of psycopg's defaults taken at its first connection, so registering
+    there at import time would depend on import order: each new connection registers them
+    (tracking.apps, on connection_created)."""
+    for kind, cls in _TYPES.items():
+        adapters.register_dumper(cls, _DUMPERS[kind])
 
 
 def packed(kind: str, values: list) -> PackedArray:
     """`values` (ints, floats, bools or strs, as `kind` says) as a binary array parameter."""
     element_oid, _, code, size = _KINDS[kind]
+    if not set(map(type, values)) <= {_PYTHON[kind]}:  # "?" would pack any object's truth
+        raise TypeError(f"{kind} array elements must be {_PYTHON[kind].__name__}")
     count = len(values)
     if not count:
         return _TYPES[kind](struct.pack(">iiI", 0, 0, element_oid))
@@ -78,6 +87,6 @@ def packed(kind: str, values: list) -> PackedArray:
     try:
         body = struct.pack(">" + ("i" + code) * count,  # (length, element) pairs
                            *itertools.chain.from_iterable(zip(itertools.repeat(size), values)))
-    except struct.error as exc:
+    except struct.error as exc:  # the types are right: an int outside int64
         raise OverflowError(f"{kind} array element out of range: {exc}") from exc
     return _TYPES[kind](head + body)

@@ -4,7 +4,7 @@ import math
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from config.pgarrays import packed
 
@@ -32,6 +32,8 @@ def test_each_kind_reads_back_equal_and_in_order(pg, kind):
                        "WITH ORDINALITY AS t(v, n) ORDER BY n", {"a": packed(kind, values)})
         rows = cursor.fetchall()
     assert [v for v, _ in rows] == values
+    if kind == "float8":  # -0.0 == 0.0: the sign is checked apart
+        assert [math.copysign(1, v) for v, _ in rows] == [math.copysign(1, v) for v in values]
     assert {t for _, t in rows} == {"character varying" if kind == "varchar" else
                                     {"int8": "bigint", "float8": "double precision",
                                      "bool": "boolean"}[kind]}
@@ -60,3 +62,23 @@ def test_a_cursor_binding_on_the_client_refuses_a_packed_array(pg):
     """Django's cursors spell parameters into the SQL text; a packed array must not go as bytea."""
     with pytest.raises(psycopg.ProgrammingError), psycopg.ClientCursor(pg) as cursor:
         cursor.execute("SELECT %(a)s::int8[]", {"a": packed("int8", [1])})
+
+
+def test_every_new_connection_can_bind_them(pg):
+    """Registered per connection (tracking.apps), not on psycopg's defaults, which Django
+    copies once, at its first connection."""
+    fresh = connections.create_connection("default")
+    try:
+        fresh.ensure_connection()
+        with psycopg.Cursor(fresh.connection) as cursor:
+            cursor.execute("SELECT %(a)b::int8[]", {"a": packed("int8", [7])})
+            assert cursor.fetchone()[0] == [7]
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize(("kind", "values"), [("int8", [1, 2.0]), ("float8", [1.0, 2]),
+                                              ("bool", [True, None]), ("varchar", ["a", 1])])
+def test_an_element_of_another_type_is_a_type_error(kind, values):
+    with pytest.raises(TypeError, match=kind):
+        packed(kind, values)

@@ -165,6 +165,12 @@ def test_identical_metric_points_resent_by_log_batch_are_stored_once(personas, m
     client.log_batch(run_id, metrics=points(("m", 2.5, 1)))  # same step, other value: a new point
     history = client.get_metric_history(run_id, "m")
     assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 2.0), (1, 2.5)]
+    # A stored point with a new one: the batch goes again skipping the stored point, and the
+    # new one still becomes the key's latest value.
+    client.log_batch(run_id, metrics=points(("m", 2.0, 1), ("m", 3.0, 5)))
+    history = client.get_metric_history(run_id, "m")
+    assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 2.0), (1, 2.5), (5, 3.0)]
+    assert client.get_run(run_id).data.metrics == {"m": 3.0}
 
 
 def test_each_write_request_leaves_exactly_one_audit_event(personas, mlflow_as):

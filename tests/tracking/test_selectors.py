@@ -56,3 +56,17 @@ def test_experiment_get_loads_what_the_orm_loads_and_404s_the_rest(personas):
         assert raised.value.kind == "not_found"
     with pytest.raises(ApplicationError):
         experiment_get(org=personas.org_b, experiment_id=experiment.public_id)
+
+
+@pytest.mark.postgres_only
+def test_the_run_lookup_is_prepared_on_the_connection(personas):
+    """config/rows.py prepares the lookup, so PostgreSQL stops planning it per request
+    (Django's own cursors bind on the client and are never prepared)."""
+    experiment = experiment_create(org=personas.org_a, name="prepared", actor=ACTOR)
+    run = run_create(experiment=experiment, actor=ACTOR, run_name="p")
+    for _ in range(3):
+        run_get(org=personas.org_a, run_id=run.run_uuid)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements "
+                       "WHERE statement LIKE %s", ["%FROM tracking_run r%run_uuid%"])
+        assert cursor.fetchone()[0] == 1

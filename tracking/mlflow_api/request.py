@@ -114,8 +114,8 @@ def as_int(value, name: str) -> int:
     elif isinstance(value, str):
         with contextlib.suppress(ValueError):
             number = int(value)
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        number = int(value)  # a JSON integer beyond int64 arrives as a float, rounded
     if number is None:
         raise MlflowError(f"Invalid value {value!r} for parameter '{name}' supplied: expected an "
                           "integer.")

@@ -145,8 +145,7 @@ def _plain_points(raw: list) -> services.MetricPoints | None:
             mlflow_validation._validate_metric(key, 0.0, 0, 0)
     except MlflowException:
         return None
-    return services.MetricPoints(key=keys, value=list(map(float, values)), timestamp=stamps,
-                                 step=steps)
+    return services.MetricPoints(key=keys, value=values, timestamp=stamps, step=steps)
 
 
 @rpc("POST", "runs/log-metric", WRITE)

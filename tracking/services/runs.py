@@ -18,6 +18,7 @@ from audit.actors import Actor
 from audit.chain import payload_digest
 from audit.services import audit_record
 from config.pgarrays import packed
+from config.rows import PreparingCursor
 from tracking.models import (
     Experiment,
     LatestMetric,
@@ -197,6 +198,7 @@ class MetricPoints:
 
     def __init__(self, key: list[str], value: list[float], timestamp: list[int],
                  step: list[int], **extras: list):
+        value = list(map(float, value))
         self.columns = {"key": key, "value": [0.0 if v != v else v for v in value],
                         "is_nan": [v != v for v in value], "timestamp": timestamp,
                         "step": step}
@@ -254,9 +256,11 @@ def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: boo
         values[name] = packed(kind, values[name])
     arrays = ", ".join(f"%({name})b::{kind}[]" for name, kind in points.kinds)
     sql = (  # our tables' names; every value is a parameter. The keys' latest values are
-        # upserted after the points are stored (a data-modifying WITH that the main statement
-        # does not read runs after it), so their row locks, which every batch of the run
-        # waits for, are held for the audit event and COMMIT only.
+        # upserted in a data-modifying WITH that the main statement does not read. PostgreSQL
+        # documents no order between the two, and none is needed for the result; it runs
+        # such a WITH after the main statement (ExecPostprocessPlan), so the row locks that
+        # every batch of the run waits for are held for the audit event and COMMIT only,
+        # not while 1,000 points are stored.
         f"WITH points AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS p({names}, sent)), "  # noqa: S608
         f"latest AS (INSERT INTO {latest} (org_id, run_id, key, value, is_nan, timestamp, step) "
         f"SELECT DISTINCT ON (key) %(org)b, %(run)b, key, value, is_nan, timestamp, step "
@@ -269,7 +273,7 @@ def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: boo
         f"SELECT %(org)b, %(run)b, {names} FROM points"
         f"{' ON CONFLICT DO NOTHING' if skip_stored else ''}")
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with PreparingCursor(connection.connection) as cursor:
         try:
             cursor.execute(sql, values)
         except psycopg.errors.UniqueViolation as exc:
