@@ -83,15 +83,21 @@ class PreparingCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=prepare, binary=binary)
 
 
+def preparing_cursor(connection) -> PreparingCursor:
+    """A PreparingCursor on Django's PostgreSQL connection (opened if need be), outside Django's
+    cursor wrapper: its errors are psycopg's own."""
+    connection.validate_thread_sharing()
+    connection.ensure_connection()
+    return PreparingCursor(connection.connection)
+
+
 def _cursor(connection):
     """A PreparingCursor in Django's wrapper on PostgreSQL; Django's own cursor elsewhere, and
     where queries are being logged (DEBUG, CaptureQueriesContext), as Django logs a prepared
     statement's text as None."""
     if connection.vendor != "postgresql" or connection.queries_logged:
         return connection.cursor()
-    connection.validate_thread_sharing()
-    connection.ensure_connection()
-    return connection.make_cursor(PreparingCursor(connection.connection))
+    return connection.make_cursor(preparing_cursor(connection))
 
 
 def cache_related(instance, name: str, related) -> None:

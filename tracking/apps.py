@@ -1,11 +1,11 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 
+from config import pgarrays
+
 
 def _register_packed_arrays(sender, connection, **kwargs):
     if connection.vendor == "postgresql":
-        from config import pgarrays
-
         pgarrays.register(connection.connection.adapters)
 
 

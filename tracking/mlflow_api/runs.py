@@ -124,6 +124,10 @@ _PLAIN_FIELDS = frozenset({"key", "value", "timestamp", "step"})
 _DICT, _STR, _INT, _NUMBER = {dict}, {str}, {int}, {int, float}  # exact types: no bool
 
 
+def _column(raw: list[dict], name: str, default=None) -> list:
+    return list(map(dict.get, raw, repeat(name), repeat(default)))
+
+
 def _plain_points(raw: list) -> services.MetricPoints | None:
     """A batch as columns, checked a column at a time, when every point has the shape clients
     send (a valid name, a JSON number, a nonnegative int64 timestamp, an int64 step or none):
@@ -132,9 +136,8 @@ def _plain_points(raw: list) -> services.MetricPoints | None:
     point-by-point path checks it and words the error as MLflow does."""
     if not (set(map(type, raw)) <= _DICT and all(map(_PLAIN_FIELDS.issuperset, raw))):
         return None
-    keys, values = list(map(dict.get, raw, repeat("key"))), list(map(dict.get, raw, repeat("value")))
-    stamps = list(map(dict.get, raw, repeat("timestamp")))
-    steps = list(map(dict.get, raw, repeat("step"), repeat(0)))
+    keys, values, stamps, steps = (_column(raw, "key"), _column(raw, "value"),
+                                   _column(raw, "timestamp"), _column(raw, "step", 0))
     if not (set(map(type, keys)) <= _STR and set(map(type, values)) <= _NUMBER
             and set(map(type, stamps)) <= _INT and set(map(type, steps)) <= _INT
             and (not raw or (min(stamps) >= 0 and max(stamps) <= INT64_MAX

@@ -18,7 +18,7 @@ from audit.actors import Actor
 from audit.chain import payload_digest
 from audit.services import audit_record
 from config.pgarrays import packed
-from config.rows import PreparingCursor
+from config.rows import preparing_cursor
 from tracking.models import (
     Experiment,
     LatestMetric,
@@ -272,8 +272,7 @@ def _insert_metrics_postgres(run: Run, points: MetricPoints, *, skip_stored: boo
         f"INSERT INTO {metric} (org_id, run_id, {names}) "
         f"SELECT %(org)b, %(run)b, {names} FROM points"
         f"{' ON CONFLICT DO NOTHING' if skip_stored else ''}")
-    connection.ensure_connection()
-    with PreparingCursor(connection.connection) as cursor:
+    with preparing_cursor(connection) as cursor:
         try:
             cursor.execute(sql, values)
         except psycopg.errors.UniqueViolation as exc:
