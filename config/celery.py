@@ -45,3 +45,27 @@ def _worker_metrics_server(**_kwargs):
         from config.metrics import start_worker_server
 
         start_worker_server(int(port))
+
+
+@signals.worker_ready.connect
+def _sandbox_announced(sender=None, **_kwargs):
+    """Say at every start where untrusted code runs on this worker: loudly when nowhere safe
+    (LEDGERFLOW_SANDBOX=none) or when the host cannot make a sandbox (those jobs then fail,
+    naming what is missing; they never run unsandboxed)."""
+    import logging
+
+    from config.sandbox import SandboxUnavailable, backend
+
+    log = logging.getLogger("config.sandbox")
+    try:
+        chosen = backend()
+        chosen.check()
+    except SandboxUnavailable as exc:
+        log.error("NO SANDBOX: this worker will refuse project runs and environment builds: %s",
+                  exc)
+        return
+    if chosen.name == "none":
+        log.warning("SANDBOX DISABLED (LEDGERFLOW_SANDBOX=none): project code on this worker "
+                    "runs with the worker's own rights. Never in production.")
+    else:
+        log.info("Untrusted code on this worker runs in the %s sandbox.", chosen.name)

@@ -162,8 +162,6 @@ LEDGERFLOW_PROJECT_MAX_ATTEMPTS = env_int("LEDGERFLOW_PROJECT_MAX_ATTEMPTS", 3)
 LEDGERFLOW_PROJECT_REQUEUE_SECONDS = env_int("LEDGERFLOW_PROJECT_REQUEUE_SECONDS", 120)
 # Where project commands reach this server (MLFLOW_TRACKING_URI of the command).
 LEDGERFLOW_PUBLIC_URL = env_str("LEDGERFLOW_PUBLIC_URL", "http://127.0.0.1:8000")
-# Virtualenvs built for python_env projects, by the digest of their spec.
-LEDGERFLOW_ENV_CACHE_DIR = Path(env_str("LEDGERFLOW_ENV_CACHE_DIR", str(DATA_DIR / "envs")))
 STORAGES["projects"] = {  # uploaded project archives
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(DATA_DIR / "projects")},
@@ -243,3 +241,4 @@ DJANGO_GUID = {
 from config.settings.fragments.celery import *  # noqa: E402,F403
 from config.settings.fragments.logging import *  # noqa: E402,F403
 from config.settings.fragments.rest import *  # noqa: E402,F403
+from config.settings.fragments.sandbox import *  # noqa: E402,F403
