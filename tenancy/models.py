@@ -114,9 +114,13 @@ class ApiToken(TenantModel):
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Set for the short-lived token a project run hands its command: it writes to that one
-    # tracking run (and the models logged from it) over the MLflow protocol, and nothing else.
+    # Set for the short-lived token a project run hands its command: over the MLflow protocol
+    # only, it reaches that tracking run and what tracking/mlflow_api/scope.py allows, and dies
+    # when the run ends.
     run_uuid = models.CharField(max_length=32, blank=True, editable=False)
+    # What else a run token may read, besides its run: the inputs it was given, as
+    # {"runs": [run_uuid, ...], "model_versions": [[name, version], ...]}.
+    scope_reads = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -185,19 +185,49 @@ def token_create(
     return token, raw
 
 
+def _version_pair(item) -> list | None:
+    """[name, version] with the version as an int, from [name, 3] or [name, "3"]; else None."""
+    if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str)
+            and item[0]):
+        return None
+    number = item[1]
+    if isinstance(number, str) and number.isascii() and number.isdigit():
+        number = int(number)
+    return [item[0], number] if type(number) is int and number > 0 else None
+
+
+def _run_token_reads(reads: dict | None) -> dict:
+    """`reads` checked, as {"runs": [run id, ...], "model_versions": [[name, int], ...]}."""
+    reads = reads or {}
+    runs, versions = reads.get("runs") or [], reads.get("model_versions") or []
+    pairs = [_version_pair(v) for v in versions] if isinstance(versions, list) else [None]
+    if set(reads) - {"runs", "model_versions"} or None in pairs or not isinstance(runs, list) \
+            or not all(isinstance(r, str) and r for r in runs):
+        raise ApplicationError('A run token reads {"runs": [run id, ...], "model_versions": '
+                               '[[name, version], ...]}.')
+    return {key: value for key, value in (("runs", sorted(set(runs))),
+                                          ("model_versions", pairs)) if value}
+
+
 @transaction.atomic(durable=True)
-def token_create_for_run(*, run, user: User, actor: Actor, ttl_seconds: int) -> tuple[ApiToken, str]:
-    """A token that writes only to `run` (over the MLflow protocol) and expires after
-    `ttl_seconds`: what a project run's command gets, never its submitter's own token."""
+def token_create_for_run(*, run, user: User, actor: Actor, ttl_seconds: int,
+                         reads: dict | None = None) -> tuple[ApiToken, str]:
+    """A token for `run`'s command (never its submitter's own token), expiring after
+    `ttl_seconds` and dead once the run ends. Over the MLflow protocol only, it reaches the run,
+    the runs created under it, its experiment, and reads what `reads` names: the run's inputs,
+    {"runs": [run id, ...], "model_versions": [[name, version], ...]}
+    (tracking/mlflow_api/scope.py)."""
     if ttl_seconds <= 0:
         raise ApplicationError("A run token needs a positive lifetime.")
+    scope_reads = _run_token_reads(reads)
     raw, lookup = token_generate(read_only=False)
     token = ApiToken.objects.create(
         org_id=run.org_id, user=user, name=f"run {run.run_uuid}", lookup=lookup,
         secret_hash=token_hash(raw), expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
-        run_uuid=run.run_uuid, created_by=actor.user if getattr(actor.user, "pk", None) else None)
+        run_uuid=run.run_uuid, scope_reads=scope_reads,
+        created_by=actor.user if getattr(actor.user, "pk", None) else None)
     audit_record(org=token.org, actor=actor, action="api_token.created", target=token,
-                 after=_token_view(token))
+                 after={**_token_view(token), **({"reads": scope_reads} if scope_reads else {})})
     return token, raw
 
 

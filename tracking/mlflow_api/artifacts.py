@@ -119,8 +119,6 @@ def _body(request):
 
 
 def _upload(request, access, artifact_path: str) -> HttpResponse:
-    if access.run_scope:
-        scope.check_artifact_path(access.org, access.run_scope, artifact_path_clean(artifact_path))
     stream, length = _body(request)
     artifact_upload(org=access.org, path=artifact_path, stream=stream, length=length,
                     actor=Actor.from_request(request, token=access.token))
@@ -128,8 +126,6 @@ def _upload(request, access, artifact_path: str) -> HttpResponse:
 
 
 def _delete(request, access, artifact_path: str) -> HttpResponse:
-    if access.run_scope:
-        scope.check_artifact_path(access.org, access.run_scope, artifact_path_clean(artifact_path))
     artifact_delete(org=access.org, path=artifact_path,
                     actor=Actor.from_request(request, token=access.token))
     return json_response({})
@@ -159,6 +155,10 @@ def artifacts_endpoint(request, artifact_path: str = ""):
         handler, capability = HANDLERS[request.method]
         access = authorize(request, capability)
         _refuse_encoded_separators(request)
+        if access.run_scope:  # a project run's token: its run's artifacts, its inputs' (scope.py)
+            target = artifact_path or (request.GET.get("path", "") if request.method == "GET"
+                                       else "")
+            scope.check_artifact(scope.RunScope(access), request.method, target)
         return handler(request, access, artifact_path)
     except UndelimitedBody as exc:
         # The unread body would be parsed as the next request on this connection. Without a

@@ -117,9 +117,13 @@ def mlflow_endpoint(request, rpc_path: str):
             raise MlflowError(f"No endpoint {request.method} {request.path}", "ENDPOINT_NOT_FOUND")
         request.metrics_route = f"mlflow/{route.path}"
         access = authorize(request, route.capability)
+        # A project run's token: dead once its run ended (401), and an allow-list for reads
+        # and writes alike (403, before the handler: nothing is written). Other tokens skip it.
+        run_scope = scope.RunScope(access) if access.run_scope else None
         req = MlflowRequest(request, args)
-        if access.run_scope and route.capability != Capability.READ:
-            scope.check_rpc(access.org, access.run_scope, rpc_path, req.data)
+        if run_scope is not None:
+            scope.check_rpc(run_scope, request.method, route.path, req.data,
+                            request.body if request.method != "GET" else b"")
         result = route.handler(Context(access, request), req)
     except MlflowError as exc:
         return error_response(exc)
