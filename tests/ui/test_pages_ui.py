@@ -68,7 +68,7 @@ def test_switching_organization_hides_the_other_organizations_models(page, perso
 def test_a_viewer_sees_no_write_buttons_and_a_forged_post_is_refused(page, personas):
     experiment = experiment_get(org=personas.org_a, experiment_id="0")
     run = projects.project_run_submit(experiment=experiment, actor=as_actor(personas.alice),
-                                      git_url="https://git.example/credit.git")
+                                      git_url="https://github.com/example/credit.git")
     login(page, personas.bob)
     page.goto("/projects/")
     expect(page.get_by_role("link", name=str(run.uuid)[:8])).to_be_visible()

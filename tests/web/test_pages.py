@@ -26,7 +26,7 @@ from tests.models_registry.conftest import make_version, saved_models  # noqa: F
 from tests.reports.conftest import profiles, roles, today  # noqa: F401
 from tracking.selectors import experiment_get
 
-GIT = "https://git.example/credit.git"
+GIT = "https://github.com/example/credit.git"
 
 
 def as_actor(persona) -> Actor:
