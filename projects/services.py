@@ -23,6 +23,7 @@ from projects.models import (
     Workflow,
 )
 from projects.sources import check_git_url
+from tenancy.models import ApiToken
 from tracking.models import Experiment, Run, RunStatus, RunTag
 from tracking.services.common import now_ms
 from tracking.services.runs import run_create_within
@@ -312,10 +313,14 @@ def _end_within(project_run: ProjectRun, status: str, actor: Actor, message: str
     project_run.save(update_fields=["status", "status_message", "exit_code", "ended_at"])
     ProjectRunLease.objects.filter(project_run=project_run).update(lease_until=None)
     _move_run(project_run.run_id, RUN_STATUS[status], end=True)
+    # however the run ends (its worker lost, cancelled before start), its token dies with it
+    revoked = ApiToken.objects.filter(org_id=project_run.org_id,
+                                      run_uuid=project_run.run.run_uuid,
+                                      revoked_at__isnull=True).update(revoked_at=timezone.now())
     audit_record(org=project_run.org, actor=actor, action="project_run.ended",
                  target=project_run, target_label=_label(project_run), before=before,
                  after={"status": status, "exit_code": exit_code, "message": message[:4000],
-                        "logs": logs or {}})
+                        "logs": logs or {}, **({"tokens_revoked": revoked} if revoked else {})})
 
 
 @transaction.atomic(durable=True)

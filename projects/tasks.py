@@ -1,6 +1,7 @@
 """Project runs on the `projects` queue, and the sweeper that keeps none stuck."""
 
 import logging
+import shutil
 
 from celery import shared_task
 from django.utils import timezone
@@ -37,5 +38,21 @@ def project_runs_sweep() -> dict:
     resent = services.project_run_requeue_due()
     for pk in resent:
         project_run_enqueue(pk)
+    _sweep_containers()
     return {"failed": outcomes.count(ProjectRunStatus.FAILED),
             "requeued": outcomes.count(ProjectRunStatus.QUEUED), "resent": len(resent)}
+
+
+def _sweep_containers() -> None:
+    """docker_env runs are the engine's children, not the worker's: a container whose worker
+    died is killed once its deadline has passed."""
+    from django.conf import settings
+
+    from config.sandbox import docker
+
+    if shutil.which(settings.LEDGERFLOW_DOCKER) is None:
+        return
+    try:
+        docker.sweep(settings.LEDGERFLOW_DOCKER)
+    except Exception:  # no engine here: nothing of ours can be running in one
+        logger.debug("no docker engine to sweep", exc_info=True)

@@ -21,6 +21,9 @@ def _local_secret_key() -> str:
 if not (os.environ.get("SECRET_KEY") or os.environ.get("SECRET_KEY_FILE")):
     os.environ["SECRET_KEY"] = _local_secret_key()
 os.environ.setdefault("LOG_FORMAT", "text")
+# A development machine may reach its package index through a mirror on its own network:
+# environment builds trust what the index hosts resolve to here (never loopback).
+os.environ.setdefault("LEDGERFLOW_SANDBOX_TRUST_INDEX_DNS", "true")
 
 from config.settings.base import *  # noqa: E402,F403
 

@@ -6,8 +6,15 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("LOG_FORMAT", "text")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# A development machine may reach its package index through a mirror on its own network:
+# environment builds trust what the index hosts resolve to here (never loopback).
+os.environ.setdefault("LEDGERFLOW_SANDBOX_TRUST_INDEX_DNS", "true")
 # Keys and files of a test run stay out of the checkout's var/ (and child processes inherit it).
 os.environ.setdefault("LEDGERFLOW_DATA_DIR", tempfile.mkdtemp(prefix="ledgerflow-test-data-"))
+# Environments built in the sandbox (the runner environment above all) are keyed by what they
+# are built from and never change: one copy for every test process and run on this machine.
+os.environ.setdefault("LEDGERFLOW_ENV_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "ledgerflow-test-envs"))
 
 
 # pytest-xdist: each test process ("gw0", "gw1", ...) gets its own pair of Redis databases, so

@@ -21,24 +21,37 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def projects_worker(worker_env, live_server, settings):
-    """A worker for the projects queue (with beat for the sweeper) that reaches the live
-    server; local Git repositories allowed, here and in the worker."""
+def start_projects_worker(worker_env, live_server, settings):
+    """`start_projects_worker(**env)`: a worker for the projects queue that reaches the live
+    server, local Git repositories allowed (here and in the worker), with `env` on top."""
     settings.LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT = True
-    env = {**worker_env, "LEDGERFLOW_PUBLIC_URL": live_server.url,
-           "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
-         "--concurrency", "1", "--queues", "projects", "--hostname", "projects@%h"],
-        cwd=ROOT, env=env, start_new_session=True)
-    yield proc
-    with_group = proc.pid
-    try:
-        os.killpg(with_group, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(with_group, signal.SIGKILL)
-        proc.wait()
+    started = []
+
+    def start(**extra):
+        env = {**worker_env, "LEDGERFLOW_PUBLIC_URL": live_server.url,
+               "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true", **extra}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING",
+             "--concurrency", "1", "--queues", "projects", "--hostname",
+             f"projects{len(started)}@%h"], cwd=ROOT, env=env, start_new_session=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def projects_worker(start_projects_worker):
+    """A worker for the projects queue (with the sandbox this host has: bwrap)."""
+    return start_projects_worker()
 
 
 @pytest.fixture
