@@ -19,7 +19,7 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from config.sandbox import cgroups
 from config.sandbox.common import (
@@ -39,7 +39,8 @@ from config.sandbox.spec import (
     Usage,
 )
 
-PYTHON = "/usr/bin/python3"   # the launcher's interpreter: the system's, read-only
+# The launcher's interpreter: the system's, under /usr (Debian's, or the python image's).
+PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 DISK_CHECK_SECONDS = 2.0
 # The parts of /etc a job may read: TLS roots, the dynamic linker's cache, time zones, and
 # the Debian alternatives that /usr/bin links through. Never all of /etc (service configs).
@@ -116,6 +117,7 @@ class BwrapBackend(Backend):
 
     def __init__(self, binary: str = "", uid_base: int = 200_000, uid_count: int = 50_000):
         self.binary = binary or bundled_bwrap()
+        self.python = next((p for p in PYTHONS if Path(p).exists()), "")
         self.uid_base, self.uid_count = uid_base, uid_count
         self._checked = False
 
@@ -127,9 +129,10 @@ class BwrapBackend(Backend):
         if not self.binary or not Path(self.binary).exists():
             raise SandboxUnavailable(f"No bwrap found ({self.binary or 'not installed'}). "
                                      + INSTALL_HINT)
-        if not Path(PYTHON).exists():
-            raise SandboxUnavailable(f"The sandbox starts jobs with the system's {PYTHON}, "
-                                     "which this host lacks: `apt-get install python3`.")
+        if not self.python:
+            raise SandboxUnavailable("The sandbox starts jobs with the system's Python (one of "
+                                     f"{', '.join(PYTHONS)}), which this host lacks: "
+                                     "`apt-get install python3`.")
         argv = [self.binary, *self._base_args(self._uid("check")), "--", "/bin/true"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60,  # noqa: S603
                               check=False)
@@ -177,8 +180,7 @@ class BwrapBackend(Backend):
         else:  # privileged: the launcher needs setuid/setgid to drop, and nothing more
             args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                      "--cap-add", "CAP_SETPCAP"]
-        args += ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--tmpfs", "/dev/shm"]  # noqa: S108 (the sandbox's own)
+        args += ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev"]
         for directory in ("/etc", "/run", "/opt", "/opt/ledgerflow"):  # else root's 0700
             args += ["--perms", "0755", "--dir", directory]
         for name in ("bin", "lib", "lib64", "lib32", "sbin"):
@@ -199,8 +201,17 @@ class BwrapBackend(Backend):
             return str(fd)
 
         inside = SANDBOX_UID if uid is None else uid
-        args = [*self._base_args(uid), "--size", str(spec.limits.tmp_bytes),
-                "--tmpfs", "/tmp", "--bind", str(spec.workspace), WORKSPACE]  # noqa: S108
+        # the sandbox's own /tmp and /dev/shm, each sized (in memory: the cgroup counts them)
+        size = str(spec.limits.tmp_bytes)
+        args = [*self._base_args(uid), "--size", size, "--tmpfs", "/tmp",  # noqa: S108
+                "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",  # noqa: S108
+                "--bind", str(spec.workspace), WORKSPACE]
+        made = {"/", "/etc", "/run", "/opt", "/opt/ledgerflow", WORKSPACE}
+        for target in [m.target for m in (*spec.mounts, *spec.writable_mounts)]:
+            for parent in reversed(PurePosixPath(target).parents):  # else root's 0700
+                if str(parent) not in made and not str(parent).startswith(f"{WORKSPACE}/"):
+                    made.add(str(parent))
+                    args += ["--perms", "0755", "--dir", str(parent)]
         for mount in spec.mounts:
             args += ["--ro-bind", str(mount.source), mount.target]
         for mount in spec.writable_mounts:
@@ -233,7 +244,7 @@ class BwrapBackend(Backend):
         fds: list[int] = []
         try:
             argv = [self.binary, *self._args(spec, fds, sockets, uid), "--",
-                    *launcher_argv(spec, python=PYTHON, extra_rlimits=extra, uid=uid)]
+                    *launcher_argv(spec, python=self.python, extra_rlimits=extra, uid=uid)]
             with open(spec.stdout, "ab") as out, open(spec.stderr, "ab") as err:
                 popen = subprocess.Popen(  # noqa: S603
                     argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=job_env(spec),

@@ -73,6 +73,16 @@ def test_make_run_from_a_fresh_clone_serves_works_and_stops_cleanly(tmp_path):
                               cwd=clone, env=env, capture_output=True, text=True, timeout=120)
         assert pong.returncode == 0, pong.stderr
         assert pong.stdout.strip().splitlines()[-1].startswith("pong:")
+
+        # a project, as the README shows it: run by the worker in the sandbox, in the runner
+        # environment (built on first use) and not the service's own interpreter
+        run = subprocess.run(
+            [".venv/bin/ledgerflow", "run", "tests/projects/example", "-P", "rows=30", "--wait"],
+            cwd=clone, env={**env, "MLFLOW_TRACKING_URI": url.rstrip("/"),
+                            "MLFLOW_TRACKING_TOKEN": token},
+            capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
+        assert re.search(r"trained in run \w+ with /env$", run.stdout, re.M), run.stdout
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         proc.wait(timeout=60)

@@ -18,7 +18,11 @@ from tenancy.roles import Role
 from tenancy.services import membership_add
 from tests.conftest import SETUP, make_persona
 from tests.models_registry.conftest import make_version, saved_models  # noqa: F401
-from tests.projects.conftest import example_repo, projects_worker  # noqa: F401
+from tests.projects.conftest import (  # noqa: F401
+    example_repo,
+    projects_worker,
+    start_projects_worker,
+)
 from tests.reports.conftest import profiles, reports_worker, roles  # noqa: F401
 from tests.ui.conftest import login, shot
 from tracking.selectors import experiment_get
