@@ -193,10 +193,16 @@ def _fetch(project_run: ProjectRun, job: jobs.JobDir) -> tuple[Path, str]:
 
 def _run(project_run: ProjectRun, command: str, job: jobs.JobDir,
          environment: environments.Environment, token: str) -> Result:
+    run_id, experiment_id = project_run.run.run_uuid, project_run.run.experiment.public_id
+    # The client inside would print links to its relay's address; the run's real ones go
+    # first in its output instead.
+    base = settings.LEDGERFLOW_PUBLIC_URL.rstrip("/")
+    with open(job.stdout, "a") as out:
+        out.write(f"View run at: {base}/#/experiments/{experiment_id}/runs/{run_id}\n")
     spec = Spec(argv=["/bin/bash", "-c", command], workspace=job.workspace, cwd=SOURCE,
                 stdout=job.stdout, stderr=job.stderr, name=job.name,
-                env={"MLFLOW_RUN_ID": project_run.run.run_uuid,
-                     "MLFLOW_EXPERIMENT_ID": project_run.run.experiment.public_id},
+                env={"MLFLOW_RUN_ID": run_id, "MLFLOW_EXPERIMENT_ID": experiment_id,
+                     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"},
                 mounts=environment.mounts, image=environment.image,
                 limits=jobs.limits(wall_seconds=project_run.timeout_seconds),
                 network=Network.TRACKING,

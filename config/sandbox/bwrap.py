@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path, PurePosixPath
 
-from config.sandbox import cgroups
+from config.sandbox import cgroups, seccomp
 from config.sandbox.common import (
     LAUNCHER,
     LAUNCHER_SOURCE,
@@ -195,8 +195,8 @@ class BwrapBackend(Backend):
 
     def _args(self, spec: Spec, fds: list[int], sockets: Path | None,
               uid: int | None) -> list[str]:
-        def data(content: str) -> str:
-            fd = _data_fd(content.encode())
+        def data(content: str | bytes) -> str:
+            fd = _data_fd(content if isinstance(content, bytes) else content.encode())
             fds.append(fd)
             return str(fd)
 
@@ -224,6 +224,8 @@ class BwrapBackend(Backend):
                  "/etc/hosts": "127.0.0.1 localhost\n::1 localhost\n"}
         for target, content in files.items():
             args += ["--perms", "0644", "--ro-bind-data", data(content), target]
+        if seccomp.supported():
+            args += ["--seccomp", data(seccomp.program())]
         args += ["--chdir", spec.cwd]
         return args
 

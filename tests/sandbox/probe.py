@@ -48,10 +48,18 @@ def _leave(marker):
     return marker
 
 
+def _command(argv):
+    """A command that succeeds only where the kernel lets it (unshare, mount, ...)."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    if done.returncode != 0:
+        raise PermissionError(done.stderr.strip()[-200:])
+    return " ".join(argv)
+
+
 def run(probe):
     kind, target = probe["kind"], probe["target"]
     action = {"read": _read, "environ": _environ_with, "connect": _connect, "write": _write,
-              "leave": _leave, "env": lambda name: os.environ[name]}[kind]
+              "leave": _leave, "env": lambda name: os.environ[name], "command": _command}[kind]
     try:
         return {"probe": probe, "result": "escaped", "detail": str(action(target))[:200]}
     except (OSError, KeyError, ValueError, subprocess.SubprocessError) as exc:

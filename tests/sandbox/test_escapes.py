@@ -142,6 +142,24 @@ def test_a_job_writes_nothing_outside_its_workspace(settings, service_files):
             path.unlink(missing_ok=True)
 
 
+KEYCTL = ("import ctypes, platform, sys\n"  # keyctl(KEYCTL_GET_KEYRING_ID, session, 0)
+          "number = 250 if platform.machine() == 'x86_64' else 219\n"
+          "sys.exit(ctypes.CDLL(None).syscall(number, 0, -3, 0) < 0)")
+
+
+def test_a_job_makes_no_namespace_and_mounts_nothing():
+    """The seccomp filter: no user namespace (the root of many kernel escapes), no mount
+    namespace, no keyring. The same commands work without the sandbox (this test runs as root,
+    as the worker does)."""
+    probes = [{"kind": "command", "target": ["unshare", "--user", "--map-root-user", "true"]},
+              {"kind": "command", "target": ["unshare", "--mount", "true"]},
+              {"kind": "command", "target": ["python3", "-c", KEYCTL]}]
+    none = [r["result"] for r in _run("none", probes).values()]
+    bwrap = [r["result"] for r in _run("bwrap", probes).values()]
+    assert none[:2] == ["escaped", "escaped"], none
+    assert bwrap == ["blocked", "blocked", "blocked"], bwrap
+
+
 def _processes_named(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
