@@ -6,7 +6,8 @@ PORT ?= 8000
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-sqlite lint install bench-audit bench bench-quick bench-models bench-reports
+.PHONY: run test test-sqlite lint install bench-audit bench bench-quick bench-models bench-reports \
+	bench-sandbox
 .DEFAULT_GOAL := run
 
 $(CURDIR)/.tools/bin/uv:
@@ -48,3 +49,8 @@ bench-reports: install
 # Packaging and scoring beside `mlflow models serve` (bench/models_bench.py), about 3 minutes.
 bench-models: install
 	UV=$(UV) .venv/bin/python bench/models_bench.py $(BENCH_ARGS)
+
+# Sandbox start cost, and a project run beside `mlflow run` (bench/sandbox_bench.py), about
+# 15 minutes; its own throwaway PostgreSQL and Redis.
+bench-sandbox: install
+	UV=$(UV) .venv/bin/python bench/sandbox_bench.py $(BENCH_ARGS)

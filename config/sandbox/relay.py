@@ -229,7 +229,9 @@ def _serve(path: Path, handler, **attributes) -> _Server:
         setattr(server, key, value)
     # the job's uid connects (the directory is bound read-only, and only into its sandbox)
     os.chmod(path, 0o666)  # noqa: S103
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+    # shutdown() waits for the loop to look again: a short interval, or every job would last
+    # at least that long (bench/RESULTS.md)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                      name=f"relay-{path.name}", daemon=True).start()
     return server
 
