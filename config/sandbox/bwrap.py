@@ -91,7 +91,7 @@ class BwrapProcess(ChildProcess):
         stats = self.cgroup.stats()
         if not limit and code != 0:
             limit = "memory" if stats["memory_hit"] else "processes" if stats["pids_hit"] else ""
-        self.cgroup.kill_all()  # nothing outlives the job, even outside its namespaces
+        self.cgroup.kill_all_and_wait()  # nothing outlives the job, its namespaces or not
         self.cgroup.remove()
         return Usage(cpu_seconds=max(usage.cpu_seconds, stats["cpu_seconds"]),
                      max_rss_bytes=max(usage.max_rss_bytes, stats["memory_peak"]),

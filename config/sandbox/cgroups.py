@@ -10,6 +10,7 @@ hierarchy a job still has its rlimits and pid namespace; `available()` says whic
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,17 @@ class JobCgroup:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+    def kill_all_and_wait(self, seconds: float = 10.0) -> bool:
+        """Kill every task and wait until none is left (a dying pid namespace takes a moment);
+        False if some survive the wait."""
+        deadline = time.monotonic() + seconds
+        while self.pids():
+            self.kill_all()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def remove(self) -> None:
         for directory in dict.fromkeys(self.dirs.values()):
