@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import tarfile
 import uuid
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from audit.models import AuditEvent
 from tests.projects.conftest import wait_done
+from tests.projects.test_runs import archive_of
 from tests.sandbox.test_escapes import PROBE, _gone, _processes_named
 from tracking.models import Experiment
 
@@ -50,19 +50,11 @@ print("ABUSE=" + json.dumps({
 
 
 def _project(probes: list[dict], victim: str) -> io.BytesIO:
-    files = {"MLproject": "name: hostile\nentry_points:\n  main:\n    command: "
-                          "'VICTIM=" + victim + " python3 abuse.py && python3 probe.py "
-                          "probes.json'\n",
-             "probes.json": json.dumps(probes), "abuse.py": ABUSE, "probe.py": PROBE.read_text()}
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w:gz") as tar:
-        for name, text in files.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(text.encode())
-            tar.addfile(member, io.BytesIO(text.encode()))
-    data.seek(0)
-    data.name = "hostile.tar.gz"
-    return data
+    return archive_of({"MLproject": "name: hostile\nentry_points:\n  main:\n    command: "
+                                    "'VICTIM=" + victim + " python3 abuse.py && python3 probe.py "
+                                    "probes.json'\n",
+                       "probes.json": json.dumps(probes), "abuse.py": ABUSE,
+                       "probe.py": PROBE.read_text()})
 
 
 def _line(logs: str, prefix: str) -> str:
