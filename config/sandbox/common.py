@@ -44,11 +44,11 @@ def forwards(spec: Spec) -> list[list]:
 
 
 def launcher_argv(spec: Spec, python: str = "/usr/bin/python3", extra_rlimits=None,
-                  uid: int | None = None) -> list[str]:
+                  uid: int | None = None, launcher: str = LAUNCHER) -> list[str]:
     config = {"argv": list(spec.argv), "cwd": spec.cwd,
               "rlimits": {**rlimits(spec.limits), **(extra_rlimits or {})},
               "forwards": forwards(spec), **({"uid": uid} if uid is not None else {})}
-    return [python, "-I", "-S", LAUNCHER, json.dumps(config)]
+    return [python, "-I", "-S", launcher, json.dumps(config)]
 
 
 def job_env(spec: Spec) -> dict[str, str]:

@@ -9,7 +9,7 @@ paths they stand for; tracking is reached directly, with the token in the enviro
 """
 
 import contextlib
-import json
+import dataclasses
 import logging
 import os
 import re
@@ -58,12 +58,10 @@ class UnconfinedBackend(Backend):
             for key in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
                 env.pop(key, None)
         (spec.workspace / "home").mkdir(exist_ok=True)
-        argv = launcher_argv(spec, python=sys.executable)
-        argv[3] = str(LAUNCHER_SOURCE)
-        config = json.loads(argv[4])
-        config["argv"] = [translate(a) for a in config["argv"]]
-        config["cwd"], config["forwards"] = translate(config["cwd"]), []
-        argv[4] = json.dumps(config)
+        # no loopback forwards here: the same launcher, on host paths, with no network of its own
+        host = dataclasses.replace(spec, argv=[translate(a) for a in spec.argv],
+                                   cwd=translate(spec.cwd), network=Network.NONE)
+        argv = launcher_argv(host, python=sys.executable, launcher=str(LAUNCHER_SOURCE))
         with open(spec.stdout, "ab") as out, open(spec.stderr, "ab") as err:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,  # noqa: S603
                                      stderr=err, env=env, start_new_session=True)
