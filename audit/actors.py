@@ -39,6 +39,12 @@ class Actor:
         return cls(kind="task", label=f"task {name}", request_id=task_id)
 
     @classmethod
+    def job(cls, attempt) -> "Actor":
+        """The actor of one attempt of the job runner (config/jobs): the worker running it, or
+        beat's sweep that found it lost."""
+        return cls.task(attempt.by, attempt.task_id)
+
+    @classmethod
     def admin(cls, request) -> "Actor":
         actor = cls.from_request(request)
         return replace(actor, label=f"{actor.label} (admin)")

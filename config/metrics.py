@@ -29,9 +29,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-logger = logging.getLogger(__name__)
+from config.jobs.kinds import QUEUES
 
-QUEUES = ("default", "packaging", "projects", "reports")
+logger = logging.getLogger(__name__)
 
 REQUEST_SECONDS = Histogram(
     "ledgerflow_http_request_duration_seconds", "HTTP request latency by route",
@@ -71,7 +71,7 @@ class QueueDepthCollector:
     """Messages waiting in each queue, asked of the broker at scrape time."""
 
     def collect(self):
-        from config.celery import app
+        from celery import current_app as app  # the project's app (config/celery.py)
 
         family = GaugeMetricFamily("ledgerflow_celery_queue_depth",
                                    "Messages waiting in a Celery queue", labels=["queue"])

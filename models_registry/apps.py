@@ -6,7 +6,7 @@ class ModelsRegistryConfig(AppConfig):
     verbose_name = "Model registry"
 
     def ready(self):
-        from models_registry import mlflow_api  # noqa: F401  (registers the RPCs)
+        from models_registry import jobs, mlflow_api  # noqa: F401  (the job kind, the RPCs)
         from models_registry.packages import mount_packages
 
         mount_packages()

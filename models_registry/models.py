@@ -83,11 +83,8 @@ class ModelVersion(TenantModel):
                               default=VersionStatus.PENDING_REGISTRATION)
     status_message = models.TextField(blank=True)
     deleted = models.BooleanField(default=False)
-    # Packaging: the attempt that holds the job, and until when (a worker that dies lets the
-    # lease run out; the sweeper then hands the job to another).
+    # Packaging: the attempt of the job runner (config/jobs) that holds the version.
     packaging_attempt = models.PositiveIntegerField(default=0)
-    packaging_lease_until = models.DateTimeField(null=True, blank=True)
-    packaging_enqueued_at = models.DateTimeField(null=True, blank=True)
     # The package, set once when READY and never again.
     package_path = models.CharField(max_length=300, blank=True)
     package_digest = models.CharField(max_length=71, blank=True)  # "sha256:<hex>"

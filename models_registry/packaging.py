@@ -1,7 +1,8 @@
 """Packaging a model version, on a worker of the `packaging` queue.
 
-1. Claim the version (services.packaging_claim): a lease, so one attempt works at a time and
-   a dead worker's job is taken over when its lease runs out (the sweeper re-sends it).
+1. The job runner (config/jobs, models_registry/jobs.py) claims the version for one attempt
+   and keeps its lease; an attempt interrupted by anything but the model (storage, the
+   database, a lost worker) is tried again after a backoff, a few times.
 2. Copy the model directory from the artifact store into a scratch directory, hashing each file.
 3. Read and check `MLmodel`: flavors (python_function required: that is what we serve),
    signature, input example, requirements.
@@ -47,14 +48,6 @@ MAX_CHILD_OUTPUT = 64 * 1024
 
 class PackagingError(Exception):
     """The model is not acceptable; the message is the reason the user sees."""
-
-
-class AttemptInterrupted(Exception):
-    """Something other than the model failed (storage, database); worth another attempt."""
-
-    def __init__(self, attempt: int, error: str):
-        super().__init__(error)
-        self.attempt, self.error = attempt, error
 
 
 def registry_storage():
@@ -213,19 +206,16 @@ def store_package(prefix: str, directory: Path, files: list[dict], manifest: dic
     storage.save(f"{prefix}/{MANIFEST_NAME}", ContentFile(body))
 
 
-def package(version_pk: int, task_id: str = "") -> str:
-    """The whole job; returns what happened ("ready", "failed", "skipped")."""
-    actor = Actor.task("models_registry.package", task_id)
-    claimed = services.packaging_claim(version_pk=version_pk, actor=actor,
-                                       lease_seconds=settings.LEDGERFLOW_PACKAGING_LEASE_SECONDS)
-    if claimed is None:
-        return "skipped"
-    version, attempt = claimed
-    try:
-        return _package_claimed(version, attempt, actor)  # a bad model ends as "failed" there
-    except Exception as exc:
-        logger.exception("packaging %s (attempt %d) was interrupted", version.label, attempt)
-        raise AttemptInterrupted(attempt, f"{type(exc).__name__}: {exc}") from exc
+def package(attempt) -> str:
+    """The job's work (a config.jobs Attempt): "ready", "failed" (the model is not acceptable)
+    or "skipped" (the attempt lost the version meanwhile). Anything else raises, for the
+    runner to retry."""
+    from models_registry.models import ModelVersion
+
+    actor = Actor.job(attempt)
+    version = ModelVersion.objects.select_related("registered_model", "run").get(
+        pk=attempt.target)
+    return _package_claimed(version, attempt.number, actor)
 
 
 def _package_claimed(version, attempt: int, actor: Actor) -> str:

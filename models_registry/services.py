@@ -11,6 +11,7 @@ from mlflow.utils import validation as mlflow_validation
 from audit.actors import Actor
 from audit.services import audit_record
 from config.exceptions import ApplicationError
+from config.jobs import runner
 from models_registry.models import (
     AliasApproval,
     ApprovalStatus,
@@ -224,8 +225,7 @@ def model_version_create(*, model: RegisteredModel, source: str, actor: Actor,
         org=model.org, registered_model=model, version=number, description=description,
         user_id=getattr(actor.user, "email", "") or "", creation_timestamp=now,
         last_updated_timestamp=now, source=source, source_path=resolved.path,
-        run=resolved.run, run_link=run_link, model_id=resolved.model_id,
-        packaging_enqueued_at=timezone.now())
+        run=resolved.run, run_link=run_link, model_id=resolved.model_id)
     ModelVersionTag.objects.bulk_create(
         ModelVersionTag(org=model.org, model_version=version, key=k, value=v)
         for k, v in (tags or {}).items())
@@ -236,9 +236,7 @@ def model_version_create(*, model: RegisteredModel, source: str, actor: Actor,
                  after={**_version_view(version), "source_path": resolved.path,
                         "run_id": resolved.run.run_uuid if resolved.run else None,
                         "model_id": resolved.model_id, "tags": tags or {}})
-    from models_registry.tasks import package_enqueue
-
-    transaction.on_commit(lambda: package_enqueue(version.pk))
+    runner.submit(PACKAGING_JOB, version.pk)
     return version
 
 
@@ -495,41 +493,28 @@ def protected_alias_remove(*, protected: ProtectedAlias, actor: Actor) -> None:
     protected.delete()
 
 
-# --- packaging state (models_registry/packaging.py drives these) -------------------------------
+# --- packaging state: the job runner's hooks (models_registry/jobs.py) and packaging.py's -------
 
-@transaction.atomic(durable=True)
-def packaging_claim(*, version_pk: int, lease_seconds: int, actor: Actor) -> tuple | None:
-    """Take the job: (version, attempt), or None when it is done or another attempt holds a
-    live lease. A version whose lease ran out (its worker died) is taken over."""
-    version = ModelVersion.objects.select_for_update().select_related("registered_model") \
-        .filter(pk=version_pk).first()
-    now = timezone.now()
+PACKAGING_JOB = "models_registry.package"
+
+
+def packaging_claim_within(*, version_pk: int, attempt: int, actor: Actor) -> bool:
+    """The job runner's claim: attempt `attempt` packages the version (False: it is not
+    pending any more). In the runner's transaction."""
+    version = ModelVersion.objects.select_for_update().filter(pk=version_pk).first()
     if version is None or version.status != VersionStatus.PENDING_REGISTRATION:
-        return None
-    if version.packaging_lease_until is not None and version.packaging_lease_until > now:
-        return None
-    if version.packaging_attempt >= MAX_PACKAGING_ATTEMPTS:
-        _give_up(version, actor, f"Packaging was attempted {version.packaging_attempt} times "
-                                 "without finishing (see the audit trail for each attempt).")
-        return None
-    version.packaging_attempt += 1
-    version.packaging_lease_until = now + timezone.timedelta(seconds=lease_seconds)
-    version.save(update_fields=["packaging_attempt", "packaging_lease_until"])
+        return False
+    version.packaging_attempt = attempt
+    version.save(update_fields=["packaging_attempt"])
     audit_record(org=version.org, actor=actor, action="model_version.packaging_started",
-                 target=version, target_label=version.label,
-                 after={"attempt": version.packaging_attempt})
-    return version, version.packaging_attempt
-
-
-MAX_PACKAGING_ATTEMPTS = 5
+                 target=version, target_label=version.label, after={"attempt": attempt})
+    return True
 
 
 def _give_up(version: ModelVersion, actor: Actor, reason: str) -> None:
     version.status, version.status_message = VersionStatus.FAILED_REGISTRATION, reason
-    version.packaging_lease_until = None
     version.last_updated_timestamp = now_ms()
-    version.save(update_fields=["status", "status_message", "packaging_lease_until",
-                                "last_updated_timestamp"])
+    version.save(update_fields=["status", "status_message", "last_updated_timestamp"])
     audit_record(org=version.org, actor=actor, action="model_version.packaging_failed",
                  target=version, target_label=version.label,
                  before={"status": VersionStatus.PENDING_REGISTRATION},
@@ -554,10 +539,9 @@ def packaging_finish(*, version_pk: int, attempt: int, package_path: str, digest
         return None
     version.status, version.status_message = VersionStatus.READY, ""
     version.package_path, version.package_digest, version.manifest = package_path, digest, manifest
-    version.packaging_lease_until = None
     version.last_updated_timestamp = now_ms()
     version.save(update_fields=["status", "status_message", "package_path", "package_digest",
-                                "manifest", "packaging_lease_until", "last_updated_timestamp"])
+                                "manifest", "last_updated_timestamp"])
     audit_record(org=version.org, actor=actor, action="model_version.packaged", target=version,
                  target_label=version.label, before={"status": VersionStatus.PENDING_REGISTRATION},
                  after={"status": VersionStatus.READY, "package_digest": digest,
@@ -565,27 +549,29 @@ def packaging_finish(*, version_pk: int, attempt: int, package_path: str, digest
     return version
 
 
-@transaction.atomic(durable=True)
-def packaging_fail(*, version_pk: int, attempt: int, reason: str,
-                   actor: Actor) -> ModelVersion | None:
+def packaging_fail_within(*, version_pk: int, attempt: int, reason: str, actor: Actor) -> bool:
+    """The version cannot be packaged: FAILED_REGISTRATION with the reason (False: the attempt
+    no longer holds it). Also the job runner's give-up, in its transaction."""
     version = _still_holding(version_pk, attempt)
     if version is None:
-        return None
+        return False
     _give_up(version, actor, reason[:4000])
-    return version
+    return True
 
 
 @transaction.atomic(durable=True)
-def packaging_release(*, version_pk: int, attempt: int, error: str,
-                      actor: Actor) -> ModelVersion | None:
-    """Give the job back after an unexpected error (storage, database), for a retry."""
+def packaging_fail(*, version_pk: int, attempt: int, reason: str, actor: Actor) -> bool:
+    return packaging_fail_within(version_pk=version_pk, attempt=attempt, reason=reason,
+                                 actor=actor)
+
+
+def packaging_retry_within(*, version_pk: int, attempt: int, reason: str, actor: Actor) -> bool:
+    """The job runner will try again after something other than the model failed (storage,
+    the database, a lost worker): recorded, the version stays pending. In its transaction."""
     version = _still_holding(version_pk, attempt)
     if version is None:
-        return None
-    # The retry is on its way: the sweeper waits a lease period before sending another.
-    version.packaging_lease_until, version.packaging_enqueued_at = None, timezone.now()
-    version.save(update_fields=["packaging_lease_until", "packaging_enqueued_at"])
+        return False
     audit_record(org=version.org, actor=actor, action="model_version.packaging_interrupted",
                  target=version, target_label=version.label,
-                 after={"attempt": attempt, "error": error[:2000]})
-    return version
+                 after={"attempt": attempt, "error": reason[:2000]})
+    return True

@@ -1,29 +1,27 @@
 """Running a project on a worker of the `projects` queue, in the sandbox.
 
-Claim the run (services.project_run_claim); fetch the source into a fresh workspace (the
-uploaded archive, unpacked by the worker with its checks, or Git, cloned by a sandboxed job
-that reaches only the remote's host); read MLproject; download `runs:/` and `models:/`
-inputs; have the environment (projects.environments: built in the sandbox, mounted
+The job runner (config/jobs) claims the run and keeps its lease; here: fetch the source into a
+fresh workspace (the uploaded archive, unpacked by the worker with its checks, or Git, cloned
+by a sandboxed job that reaches only the remote's host); read MLproject; download `runs:/` and
+`models:/` inputs; have the environment (projects.environments: built in the sandbox, mounted
 read-only); then run the command as a sandboxed job (config.sandbox) that reaches tracking
 only through the relay, which adds a token allowed to touch that run and its inputs alone.
 stdout and stderr go to the run's artifacts (`ledgerflow/`), refreshed every few seconds. A
 cancel or the time limit kills every process of the job (KILLED); a limit it hits fails the
-run naming the limit; the exit status decides FINISHED or FAILED. The token is revoked
-however the run ends (and the server refuses it once the run has ended).
+run naming the limit; the exit status decides FINISHED or FAILED. The token is revoked however
+the run ends (and the server refuses it once the run has ended).
 """
 
 import contextlib
 import hashlib
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import storages
-from django.db import connection
 
 from audit.actors import Actor
 from config.exceptions import ApplicationError
@@ -49,35 +47,33 @@ class ProjectFailure(Exception):
     """The project cannot run; the message is the reason the user sees."""
 
 
-def execute(pk: int, task_id: str = "") -> str:
-    actor = Actor.task("projects.execute", task_id)
-    claimed = services.project_run_claim(pk=pk, actor=actor)
-    if claimed is None:
-        return "skipped"
-    project_run, attempt = claimed
-    with jobs.job_directory("run") as job, _heartbeat(pk, attempt):
+def execute(attempt) -> None:
+    """The job's work (a config.jobs Attempt): one attempt at the run, ended here through
+    services.project_run_finish. Trouble of the worker's own propagates to the runner, which
+    retries a safe_to_retry run or fails it."""
+    actor = Actor.job(attempt)
+    project_run = ProjectRun.objects.select_related("run", "org", "submitted_by") \
+        .get(pk=attempt.target)
+    with jobs.job_directory("run") as job:
         try:
             status, code, message = _attempt(project_run, attempt, job, actor)
         except (ApplicationError, ProjectFailure, environments.EnvironmentFailure,
                 SandboxUnavailable) as exc:
             status, code = ProjectRunStatus.FAILED, None
             message = getattr(exc, "message", None) or str(exc)
-        except Exception as exc:  # the worker's own trouble: the run must not stay RUNNING
-            logger.exception("project run %s failed", project_run.uuid)
-            status, code, message = ProjectRunStatus.FAILED, None, f"{type(exc).__name__}: {exc}"
-        logs = _flush_logs(project_run, job)
-    services.project_run_finish(pk=pk, attempt=attempt, status=status, actor=actor,
-                                message=message, exit_code=code, logs=logs)
-    return status
+        finally:
+            logs = _flush_logs(project_run, job)
+    services.project_run_finish(pk=project_run.pk, attempt=attempt.number, status=status,
+                                actor=actor, message=message, exit_code=code, logs=logs)
 
 
-def _attempt(project_run: ProjectRun, attempt: int, job: jobs.JobDir, actor: Actor):
+def _attempt(project_run: ProjectRun, attempt, job: jobs.JobDir, actor: Actor):
     root, commit = _fetch(project_run, job)
     project = load_project(root)
     entry = project.entry_point(project_run.entry_point, root)
     paths, reads = resolve_references(project_run, entry, job.workspace / "inputs")
     command = entry.command_for(project_run.parameters, paths)
-    services.project_run_resolved(pk=project_run.pk, attempt=attempt, commit=commit,
+    services.project_run_resolved(pk=project_run.pk, attempt=attempt.number, commit=commit,
                                   digest=source_digest(root), command=command,
                                   safe_to_retry=entry.safe_to_retry, actor=actor)
     environment = environments.environment_for(project_run.env_manager, project, root)
@@ -85,33 +81,10 @@ def _attempt(project_run: ProjectRun, attempt: int, job: jobs.JobDir, actor: Act
                                       user=project_run.submitted_by, reads=reads,
                                       ttl_seconds=project_run.timeout_seconds + 300)
     try:
-        result = _run(project_run, command, job, environment, raw)
+        result = _run(project_run, command, job, environment, raw, attempt.cancelled)
     finally:
         token_revoke(token=token, actor=actor)
     return _outcome(project_run, result, job)
-
-
-@contextlib.contextmanager
-def _heartbeat(pk: int, attempt: int):
-    """Renew the attempt's lease from a thread while the worker holds it (fetch, environment
-    build, command): a lease that runs out means the worker is gone."""
-    stop = threading.Event()
-    interval = max(settings.LEDGERFLOW_PROJECT_LEASE_SECONDS / 4, 0.5)
-
-    def beat():
-        try:
-            while not stop.wait(interval):
-                services.project_run_heartbeat(pk=pk, attempt=attempt)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"lease-{pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def resolve_references(project_run: ProjectRun, entry, target: Path) -> tuple[dict, dict]:
@@ -192,7 +165,7 @@ def _fetch(project_run: ProjectRun, job: jobs.JobDir) -> tuple[Path, str]:
 
 
 def _run(project_run: ProjectRun, command: str, job: jobs.JobDir,
-         environment: environments.Environment, token: str) -> Result:
+         environment: environments.Environment, token: str, cancelled) -> Result:
     run_id, experiment_id = project_run.run.run_uuid, project_run.run.experiment.public_id
     # The client inside would print links to its relay's address; the run's real ones go
     # first in its output instead.
@@ -210,9 +183,7 @@ def _run(project_run: ProjectRun, command: str, job: jobs.JobDir,
     flushed = [time.monotonic()]
 
     def tick() -> str:
-        if not ProjectRun.objects.filter(pk=project_run.pk, attempt=project_run.attempt,
-                                         status=ProjectRunStatus.RUNNING,
-                                         cancel_requested=False).exists():
+        if cancelled():
             return "cancelled"  # cancelled, or no longer this attempt's to run
         if time.monotonic() - flushed[0] > LOG_FLUSH_SECONDS:
             _flush_logs(project_run, job)

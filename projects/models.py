@@ -95,23 +95,3 @@ class ProjectRun(TenantModel):
 
     def __str__(self):
         return f"project run {self.uuid}"
-
-
-class ProjectRunLease(models.Model):
-    """The worker's bookkeeping for a run, kept apart from the audited tenant tables because it
-    changes every few seconds and says nothing about the run itself: when the run was last
-    handed to the broker, and until when the attempt holding it may be silent (its worker
-    renews that; a RUNNING run past it has lost its worker and the sweeper fails or requeues
-    it). Every change of the run's state is audited in ProjectRun's own transactions."""
-
-    project_run = models.OneToOneField(ProjectRun, on_delete=models.CASCADE, primary_key=True,
-                                       related_name="lease")
-    handed_over_at = models.DateTimeField(null=True, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["lease_until"], name="project_run_lease_until"),
-                   models.Index(fields=["handed_over_at"], name="project_run_handed_over")]
-
-    def __str__(self):
-        return f"lease of {self.project_run_id}"

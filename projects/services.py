@@ -1,5 +1,6 @@
 """Project runs: submission, the worker's claim, its outcome, cancel. Each public function is
-one transaction with its audit event; the tracking run moves with the project run."""
+one transaction with its audit event (the runner's hooks, `*_within`, are called inside the
+job runner's transaction, projects/jobs.py); the tracking run moves with the project run."""
 
 import hashlib
 import re
@@ -13,15 +14,8 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.services import audit_record
 from config.exceptions import ApplicationError
-from projects.models import (
-    DONE,
-    EnvManager,
-    ProjectRun,
-    ProjectRunLease,
-    ProjectRunStatus,
-    SourceKind,
-    Workflow,
-)
+from config.jobs import runner
+from projects.models import DONE, EnvManager, ProjectRun, ProjectRunStatus, SourceKind, Workflow
 from projects.sources import check_git_url
 from tenancy.models import ApiToken
 from tracking.models import Experiment, Run, RunStatus, RunTag
@@ -29,6 +23,7 @@ from tracking.services.common import now_ms
 from tracking.services.runs import run_create_within
 
 STORAGE = "projects"
+JOB = "projects.run"  # the job kind (projects/jobs.py)
 MAX_STEPS = 20
 STEP_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 STEP_REFERENCE = re.compile(r"\$\{steps\.([A-Za-z0-9_-]{1,100})\.run_id\}")
@@ -123,7 +118,6 @@ def _create_within(*, experiment: Experiment, actor: Actor, entry_point: str, pa
         git_ref=git_ref, archive_name=archive_name, entry_point=entry_point,
         parameters=parameters, env_manager=env_manager, timeout_seconds=timeout,
         status=status, workflow=workflow, step_index=step_index, step_name=step_name)
-    ProjectRunLease.objects.create(project_run=project_run)
     after = {"run_id": run.run_uuid, "experiment_id": experiment.public_id, "source": source,
              "ref": git_ref, "entry_point": entry_point, "parameters": parameters,
              "env_manager": env_manager, "timeout_seconds": timeout}
@@ -132,16 +126,8 @@ def _create_within(*, experiment: Experiment, actor: Actor, entry_point: str, pa
     audit_record(org=experiment.org, actor=actor, action="project_run.submitted",
                  target=project_run, target_label=_label(project_run), after=after)
     if status == ProjectRunStatus.QUEUED:
-        _enqueue_on_commit(project_run.pk)
+        runner.submit(JOB, project_run.pk)
     return project_run
-
-
-def _enqueue_on_commit(pk: int) -> None:
-    """Hand the run to the broker once the transaction that queued it commits."""
-    from projects.tasks import project_run_enqueue
-
-    ProjectRunLease.objects.filter(project_run_id=pk).update(handed_over_at=timezone.now())
-    transaction.on_commit(lambda: project_run_enqueue(pk))
 
 
 @transaction.atomic(durable=True)
@@ -241,25 +227,20 @@ def _move_run(run_id: int, status: str, *, end: bool) -> None:
     run.save(update_fields=["status", "end_time"])
 
 
-def _lease() -> timezone.datetime:
-    return timezone.now() + timezone.timedelta(seconds=settings.LEDGERFLOW_PROJECT_LEASE_SECONDS)
-
-
-@transaction.atomic(durable=True)
-def project_run_claim(*, pk: int, actor: Actor) -> tuple[ProjectRun, int] | None:
-    """Take a queued run for one attempt (None: taken, done or cancelled)."""
+def project_run_claim_within(*, pk: int, attempt: int, actor: Actor) -> bool:
+    """The job runner's claim: a queued run starts attempt `attempt` (False: it is no longer
+    queued). In the runner's transaction."""
     project_run = _locked(pk)
     if project_run is None or project_run.status != ProjectRunStatus.QUEUED:
-        return None
-    project_run.status, project_run.attempt = ProjectRunStatus.RUNNING, project_run.attempt + 1
+        return False
+    project_run.status, project_run.attempt = ProjectRunStatus.RUNNING, attempt
     project_run.started_at = timezone.now()
     project_run.save(update_fields=["status", "attempt", "started_at"])
-    ProjectRunLease.objects.filter(project_run=project_run).update(lease_until=_lease())
     _move_run(project_run.run_id, RunStatus.RUNNING, end=False)
     audit_record(org=project_run.org, actor=actor, action="project_run.started",
                  target=project_run, target_label=_label(project_run),
                  before={"status": ProjectRunStatus.QUEUED},
-                 after={"status": ProjectRunStatus.RUNNING, "attempt": project_run.attempt})
+                 after={"status": ProjectRunStatus.RUNNING, "attempt": attempt})
     if project_run.workflow_id:
         workflow = Workflow.objects.select_for_update().get(pk=project_run.workflow_id)
         if workflow.status == ProjectRunStatus.QUEUED:
@@ -270,14 +251,49 @@ def project_run_claim(*, pk: int, actor: Actor) -> tuple[ProjectRun, int] | None
                          target=workflow, target_label=str(workflow),
                          before={"status": ProjectRunStatus.QUEUED},
                          after={"status": ProjectRunStatus.RUNNING})
-    return project_run, project_run.attempt
+    return True
 
 
-def project_run_heartbeat(*, pk: int, attempt: int) -> bool:
-    """The worker still holds the attempt: renew its lease (False: no longer its own)."""
-    return ProjectRunLease.objects.filter(
-        project_run_id=pk, project_run__attempt=attempt,
-        project_run__status=ProjectRunStatus.RUNNING).update(lease_until=_lease()) == 1
+def _held(pk: int, attempt: int) -> ProjectRun | None:
+    project_run = _locked(pk)
+    if project_run is None or project_run.status != ProjectRunStatus.RUNNING or \
+            project_run.attempt != attempt:
+        return None
+    return project_run
+
+
+def project_run_retryable(*, pk: int) -> bool:
+    """May a lost or interrupted attempt run again: only when its entry point says so."""
+    return ProjectRun.objects.filter(pk=pk, safe_to_retry=True).exists()
+
+
+def project_run_requeue_within(*, pk: int, attempt: int, reason: str, actor: Actor) -> bool:
+    """The job runner retries the run: queued again (its tracking run SCHEDULED). In the
+    runner's transaction; False when the attempt no longer holds the run."""
+    project_run = _held(pk, attempt)
+    if project_run is None:
+        return False
+    project_run.status = ProjectRunStatus.QUEUED
+    project_run.save(update_fields=["status"])
+    _move_run(project_run.run_id, RunStatus.SCHEDULED, end=False)
+    audit_record(org=project_run.org, actor=actor, action="project_run.requeued",
+                 target=project_run, target_label=_label(project_run),
+                 before={"status": ProjectRunStatus.RUNNING, "attempt": attempt},
+                 after={"status": ProjectRunStatus.QUEUED, "reason": reason[:4000]})
+    return True
+
+
+def project_run_give_up_within(*, pk: int, attempt: int, reason: str, actor: Actor) -> bool:
+    """The job runner gives up on the run (its worker lost, its attempts spent): FAILED, or
+    KILLED when a cancel was asked for. In the runner's transaction."""
+    project_run = _held(pk, attempt)
+    if project_run is None:
+        return False
+    status = ProjectRunStatus.KILLED if project_run.cancel_requested else ProjectRunStatus.FAILED
+    _end_within(project_run, status, actor, reason)
+    if project_run.workflow_id:
+        _workflow_advance(project_run, actor)
+    return True
 
 
 @transaction.atomic(durable=True)
@@ -311,7 +327,6 @@ def _end_within(project_run: ProjectRun, status: str, actor: Actor, message: str
     project_run.status, project_run.status_message = status, message[:4000]
     project_run.exit_code, project_run.ended_at = exit_code, timezone.now()
     project_run.save(update_fields=["status", "status_message", "exit_code", "ended_at"])
-    ProjectRunLease.objects.filter(project_run=project_run).update(lease_until=None)
     _move_run(project_run.run_id, RUN_STATUS[status], end=True)
     # however the run ends (its worker lost, cancelled before start), its token dies with it
     revoked = ApiToken.objects.filter(org_id=project_run.org_id,
@@ -328,7 +343,7 @@ def project_run_finish(*, pk: int, attempt: int | None, status: str, actor: Acto
                        message: str = "", exit_code: int | None = None,
                        logs: dict | None = None) -> ProjectRun | None:
     """End the run (FINISHED, FAILED or KILLED); `attempt` None ends whatever attempt holds it
-    (the sweeper, a cancel before start). A workflow moves on to its next step, or ends."""
+    (a cancel before start). A workflow moves on to its next step, or ends."""
     project_run = _locked(pk)
     if project_run is None or project_run.status in DONE or \
             (attempt is not None and project_run.attempt != attempt):
@@ -380,50 +395,7 @@ def _release(step: ProjectRun, previous: ProjectRun, actor: Actor) -> None:
                  target_label=_label(step), before={"status": ProjectRunStatus.WAITING},
                  after={"status": ProjectRunStatus.QUEUED, "parameters": step.parameters,
                         "ref": step.git_ref})
-    _enqueue_on_commit(step.pk)
-
-
-@transaction.atomic(durable=True)
-def project_run_lost(*, pk: int, actor: Actor) -> str | None:
-    """The sweeper found the run's lease run out: its worker is gone. Queued again when its
-    entry point is safe to retry and attempts remain; FAILED otherwise. Returns the status."""
-    project_run = _locked(pk)
-    if project_run is None or project_run.status != ProjectRunStatus.RUNNING or \
-            not ProjectRunLease.objects.filter(project_run=project_run,
-                                               lease_until__lt=timezone.now()).exists():
-        return None
-    if project_run.safe_to_retry and \
-            project_run.attempt < settings.LEDGERFLOW_PROJECT_MAX_ATTEMPTS:
-        project_run.status = ProjectRunStatus.QUEUED
-        project_run.save(update_fields=["status"])
-        ProjectRunLease.objects.filter(project_run=project_run).update(lease_until=None)
-        _move_run(project_run.run_id, RunStatus.SCHEDULED, end=False)
-        audit_record(org=project_run.org, actor=actor, action="project_run.requeued",
-                     target=project_run, target_label=_label(project_run),
-                     before={"status": ProjectRunStatus.RUNNING,
-                             "attempt": project_run.attempt},
-                     after={"status": ProjectRunStatus.QUEUED,
-                            "reason": "The worker running it was lost."})
-        _enqueue_on_commit(project_run.pk)
-        return ProjectRunStatus.QUEUED
-    _end_within(project_run, ProjectRunStatus.FAILED, actor,
-                f"The worker running attempt {project_run.attempt} was lost.")
-    if project_run.workflow_id:
-        _workflow_advance(project_run, actor)
-    return ProjectRunStatus.FAILED
-
-
-def project_run_requeue_due() -> list[int]:
-    """Queued submissions handed over long ago that no worker took (the broker was down, or
-    lost them): handed over again, their hand-over time renewed."""
-    due = timezone.now() - timezone.timedelta(
-        seconds=settings.LEDGERFLOW_PROJECT_REQUEUE_SECONDS)
-    with transaction.atomic():
-        pks = list(ProjectRunLease.objects.select_for_update(skip_locked=True).filter(
-            project_run__status=ProjectRunStatus.QUEUED, handed_over_at__lt=due)
-            .values_list("pk", flat=True)[:200])
-        ProjectRunLease.objects.filter(pk__in=pks).update(handed_over_at=timezone.now())
-    return pks
+    runner.submit(JOB, step.pk)
 
 
 def project_run_cancel(*, project_run: ProjectRun, actor: Actor) -> ProjectRun:
@@ -444,19 +416,22 @@ def workflow_cancel(*, workflow: Workflow, actor: Actor) -> Workflow:
     return Workflow.objects.get(pk=workflow.pk)
 
 
+@transaction.atomic(durable=True)
 def _cancel(project_run: ProjectRun, actor: Actor) -> ProjectRun:
-    with transaction.atomic(durable=True):
-        locked = _locked(project_run.pk)
-        if locked.status in DONE:
-            raise ApplicationError(f"{_label(locked)} is {locked.status} already.",
-                                   kind="conflict")
-        if locked.status == ProjectRunStatus.RUNNING:
-            if not locked.cancel_requested:
-                locked.cancel_requested = True
-                locked.save(update_fields=["cancel_requested"])
-                audit_record(org=locked.org, actor=actor, action="project_run.cancel_requested",
-                             target=locked, target_label=_label(locked),
-                             after={"cancel_requested": True})
-            return locked
-    return project_run_finish(pk=project_run.pk, attempt=None, status=ProjectRunStatus.KILLED,
-                              actor=actor, message="Cancelled before it started.") or locked
+    """A queued or waiting run ends KILLED now; a running one is asked to stop (its worker
+    kills every process of it and ends it KILLED)."""
+    locked = _locked(project_run.pk)
+    if locked.status in DONE:
+        raise ApplicationError(f"{_label(locked)} is {locked.status} already.", kind="conflict")
+    if runner.cancel(JOB, locked.pk) == "requested":
+        if not locked.cancel_requested:
+            locked.cancel_requested = True
+            locked.save(update_fields=["cancel_requested"])
+            audit_record(org=locked.org, actor=actor, action="project_run.cancel_requested",
+                         target=locked, target_label=_label(locked),
+                         after={"cancel_requested": True})
+        return locked
+    _end_within(locked, ProjectRunStatus.KILLED, actor, "Cancelled before it started.")
+    if locked.workflow_id:
+        _workflow_advance(locked, actor)
+    return locked

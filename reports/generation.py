@@ -1,14 +1,14 @@
 """Generating one disclosure version on a worker of the `reports` queue.
 
-Claim the version, gather its content (reports.content), record the content's SHA-256 in the
-audit trail and sign a checkpoint that covers that event, render the PDF with the anchor on
-its cover (reports.rendering), store it and record the file's SHA-256. A PDF cannot contain
-its own hash, so the cover anchors the content it embeds, and the file hash follows in the
-trail one event later.
+The job runner (config/jobs, reports/jobs.py) claims the version for one attempt; here: gather
+its content (reports.content), record the content's SHA-256 in the audit trail and sign a
+checkpoint that covers that event, render the PDF with the anchor on its cover
+(reports.rendering), store it and record the file's SHA-256. A PDF cannot contain its own
+hash, so the cover anchors the content it embeds, and the file hash follows in the trail one
+event later.
 """
 
 import hashlib
-import logging
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
@@ -21,39 +21,34 @@ from config.exceptions import ApplicationError
 from reports import services
 from reports.content import disclosure_content
 
-logger = logging.getLogger(__name__)
 STORAGE = services.STORAGE
 
 
-def generate(pk: int, task_id: str = "") -> str:
-    actor = Actor.task("reports.generate", task_id)
-    claimed = services.disclosure_claim(pk=pk, actor=actor)
-    if claimed is None:
-        return "skipped"
-    disclosure, attempt = claimed
+def generate(attempt) -> str:
+    """The job's work (a config.jobs Attempt): "ready", or "failed" for what the officer must
+    fix. The worker's own trouble raises, for the job runner to retry."""
+    from reports.models import Disclosure
+
+    actor = Actor.job(attempt)
+    pk, number = attempt.target, attempt.number
+    disclosure = Disclosure.objects.select_related("request", "org").get(pk=pk)
     try:
         content = disclosure_content(disclosure)
         digest = hashlib.sha256(canonical_json(content)).hexdigest()
-        event = services.disclosure_anchor(pk=pk, attempt=attempt, content_sha256=digest,
+        event = services.disclosure_anchor(pk=pk, attempt=number, content_sha256=digest,
                                            decision_ids=[d["id"] for d in content["decisions"]],
                                            actor=actor)
         checkpoint = checkpoint_create(org=disclosure.org)
         pdf = _render(content, _anchor(digest, event, checkpoint))
-        request = disclosure.request
         name = storages[STORAGE].save(
-            f"{disclosure.org_id}/{request.uuid}/v{disclosure.version}-{attempt}.pdf",
+            f"{disclosure.org_id}/{disclosure.request.uuid}/v{disclosure.version}-{number}.pdf",
             ContentFile(pdf))
-        services.disclosure_finish(pk=pk, attempt=attempt, file_name=name,
+        services.disclosure_finish(pk=pk, attempt=number, file_name=name,
                                    sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf),
                                    checkpoint_size=checkpoint.tree_size, actor=actor)
     except ApplicationError as exc:  # what the officer must fix (a missing profile, ...)
-        services.disclosure_fail(pk=pk, attempt=attempt, message=exc.message, actor=actor)
+        services.disclosure_fail(pk=pk, attempt=number, message=exc.message, actor=actor)
         return "failed"
-    except Exception as exc:  # the worker's own trouble: tried again, a few times
-        logger.exception("disclosure %s failed", pk)
-        services.disclosure_fail(pk=pk, attempt=attempt, message=f"{type(exc).__name__}: {exc}",
-                                 actor=actor, retry=True)
-        return "retry"
     return "ready"
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.services import audit_record
 from config.exceptions import ApplicationError
+from config.jobs import runner
 from models_registry.decisions import subject_ref_of
 from models_registry.models import RegisteredModel
 from reports.models import (
@@ -26,6 +27,7 @@ from reports.models import (
     FeatureDescription,
 )
 
+JOB = "reports.generate"  # the job kind (reports/jobs.py)
 STORAGE = "reports"  # STORAGES["reports"]: the PDFs, every version kept
 MAX_EXTENSION = relativedelta(months=3)  # one month, plus up to two more (Art. 12(3))
 
@@ -168,9 +170,7 @@ def disclosure_generate(*, request: DisclosureRequest, actor: Actor,
                  target=disclosure, target_label=str(disclosure),
                  after={"request": str(request.uuid), "version": disclosure.version,
                         "language": language})
-    from reports.tasks import disclosure_enqueue
-
-    transaction.on_commit(lambda: disclosure_enqueue(disclosure.pk))
+    runner.submit(JOB, disclosure.pk)
     return disclosure
 
 
@@ -179,19 +179,18 @@ def _locked(pk: int) -> Disclosure | None:
         "request", "org").filter(pk=pk).first()
 
 
-@transaction.atomic(durable=True)
-def disclosure_claim(*, pk: int, actor: Actor) -> tuple[Disclosure, int] | None:
-    """Take a queued generation for one attempt (None: taken or done already)."""
+def disclosure_claim_within(*, pk: int, attempt: int, actor: Actor) -> bool:
+    """The job runner's claim: attempt `attempt` generates the version (False: it is not
+    queued any more). In the runner's transaction."""
     disclosure = _locked(pk)
     if disclosure is None or disclosure.status != DisclosureStatus.QUEUED:
-        return None
-    disclosure.status, disclosure.attempt = DisclosureStatus.RUNNING, disclosure.attempt + 1
+        return False
+    disclosure.status, disclosure.attempt = DisclosureStatus.RUNNING, attempt
     disclosure.started_at = timezone.now()
     disclosure.save(update_fields=["status", "attempt", "started_at"])
     audit_record(org=disclosure.org, actor=actor, action="disclosure.started",
-                 target=disclosure, target_label=str(disclosure),
-                 after={"attempt": disclosure.attempt})
-    return disclosure, disclosure.attempt
+                 target=disclosure, target_label=str(disclosure), after={"attempt": attempt})
+    return True
 
 
 def _held(pk: int, attempt: int) -> Disclosure:
@@ -235,17 +234,14 @@ def disclosure_finish(*, pk: int, attempt: int, file_name: str, sha256: str, siz
     return disclosure
 
 
-@transaction.atomic(durable=True)
-def disclosure_fail(*, pk: int, attempt: int | None, message: str, actor: Actor,
-                    retry: bool = False) -> Disclosure | None:
-    """End an attempt that failed: FAILED, or QUEUED again when `retry` and attempts remain."""
-    from django.conf import settings
-
+def disclosure_end_within(*, pk: int, attempt: int, message: str, actor: Actor,
+                          again: bool = False) -> bool:
+    """An attempt that did not produce the PDF: FAILED with the message, or QUEUED again
+    (`again`: the job runner retries it). False when the attempt no longer holds it."""
     disclosure = _locked(pk)
     if disclosure is None or disclosure.status != DisclosureStatus.RUNNING or \
-            (attempt is not None and disclosure.attempt != attempt):
-        return None
-    again = retry and disclosure.attempt < settings.LEDGERFLOW_REPORT_MAX_ATTEMPTS
+            disclosure.attempt != attempt:
+        return False
     disclosure.status = DisclosureStatus.QUEUED if again else DisclosureStatus.FAILED
     disclosure.status_message = message[:4000]
     disclosure.save(update_fields=["status", "status_message"])
@@ -254,11 +250,13 @@ def disclosure_fail(*, pk: int, attempt: int | None, message: str, actor: Actor,
                  action="disclosure.requeued" if again else "disclosure.failed",
                  before={"status": DisclosureStatus.RUNNING},
                  after={"status": disclosure.status, "message": message[:4000]})
-    if again:
-        from reports.tasks import disclosure_enqueue
+    return True
 
-        transaction.on_commit(lambda: disclosure_enqueue(disclosure.pk))
-    return disclosure
+
+@transaction.atomic(durable=True)
+def disclosure_fail(*, pk: int, attempt: int, message: str, actor: Actor) -> bool:
+    """What the officer must fix (no compliance profile, ...): FAILED with the message."""
+    return disclosure_end_within(pk=pk, attempt=attempt, message=message, actor=actor)
 
 
 def disclosure_open(*, disclosure: Disclosure, actor: Actor):

@@ -17,7 +17,7 @@ fi
 echo "== SQLite: the core"
 DATABASE_URL="sqlite:///$(mktemp -d)/ledgerflow-test.sqlite3" \
   .venv/bin/pytest -p no:cacheprovider "${workers[@]}" -m "not postgres_only and not slow" \
-  tests/tenancy tests/audit tests/tracking tests/system tests/web \
+  tests/tenancy tests/audit tests/tracking tests/system tests/web tests/jobs \
   tests/models_registry/test_invariants.py tests/models_registry/test_native_api.py \
   tests/models_registry/test_admin.py tests/reports/test_disclosures.py \
   "tests/models_registry/test_scoring.py::test_a_decision_is_recorded_with_hmac_subject_and_exact_contributions" \

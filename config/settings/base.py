@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "projects",
     "models_registry",
     "reports",
+    "config.jobs",
 ]
 
 MIDDLEWARE = [
@@ -134,9 +135,11 @@ STORAGES["registry"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(LEDGERFLOW_REGISTRY_ROOT)},
 }
-# Packaging: how long one attempt may hold a version before the sweeper hands it on, and how
-# long verifying a model (loading it, scoring its input example) may take.
-LEDGERFLOW_PACKAGING_LEASE_SECONDS = env_int("LEDGERFLOW_PACKAGING_LEASE_SECONDS", 900)
+# Packaging: how long an attempt may go without renewing its lease before the sweeper hands
+# the version on, how many attempts an interrupted packaging gets, and how long verifying a
+# model (loading it, scoring its input example) may take.
+LEDGERFLOW_PACKAGING_LEASE_SECONDS = env_int("LEDGERFLOW_PACKAGING_LEASE_SECONDS", 90)
+LEDGERFLOW_PACKAGING_MAX_ATTEMPTS = env_int("LEDGERFLOW_PACKAGING_MAX_ATTEMPTS", 4)
 LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT = env_int("LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT", 300)
 # Scoring: models kept loaded per process (least recently used goes first), and where
 # packages are unpacked for loading.
@@ -158,8 +161,6 @@ LEDGERFLOW_PROJECT_MAX_TIMEOUT = env_int("LEDGERFLOW_PROJECT_MAX_TIMEOUT", 24 * 
 # (at most LEDGERFLOW_PROJECT_MAX_ATTEMPTS attempts).
 LEDGERFLOW_PROJECT_LEASE_SECONDS = env_int("LEDGERFLOW_PROJECT_LEASE_SECONDS", 90)
 LEDGERFLOW_PROJECT_MAX_ATTEMPTS = env_int("LEDGERFLOW_PROJECT_MAX_ATTEMPTS", 3)
-# A queued submission no worker took this long after it was handed over is handed over again.
-LEDGERFLOW_PROJECT_REQUEUE_SECONDS = env_int("LEDGERFLOW_PROJECT_REQUEUE_SECONDS", 120)
 # Where project commands reach this server (MLFLOW_TRACKING_URI of the command).
 LEDGERFLOW_PUBLIC_URL = env_str("LEDGERFLOW_PUBLIC_URL", "http://127.0.0.1:8000")
 STORAGES["projects"] = {  # uploaded project archives
@@ -202,10 +203,20 @@ if AWS_STORAGE_BUCKET_NAME:
             "OPTIONS": {**_S3_OPTIONS, "location": _alias, "file_overwrite": _overwrite},
         }
 
-# A generation still RUNNING this long after it started lost its worker: the sweeper queues it
+# A generation whose lease was not renewed this long lost its worker: the sweeper queues it
 # again (at most LEDGERFLOW_REPORT_MAX_ATTEMPTS attempts, then FAILED).
-LEDGERFLOW_REPORT_LEASE_SECONDS = env_int("LEDGERFLOW_REPORT_LEASE_SECONDS", 900)
+LEDGERFLOW_REPORT_LEASE_SECONDS = env_int("LEDGERFLOW_REPORT_LEASE_SECONDS", 90)
 LEDGERFLOW_REPORT_MAX_ATTEMPTS = env_int("LEDGERFLOW_REPORT_MAX_ATTEMPTS", 3)
+
+# The job runner (config/jobs): an attempt's worker renews its lease every quarter of the
+# kind's lease; an interrupted or lost attempt is retried after LEDGERFLOW_JOB_BACKOFF_SECONDS,
+# doubling each time up to the maximum; a queued job no worker took this long after it was
+# handed over is handed over again. Kinds without settings of their own use the defaults.
+LEDGERFLOW_JOB_LEASE_SECONDS = env_int("LEDGERFLOW_JOB_LEASE_SECONDS", 90)
+LEDGERFLOW_JOB_MAX_ATTEMPTS = env_int("LEDGERFLOW_JOB_MAX_ATTEMPTS", 3)
+LEDGERFLOW_JOB_BACKOFF_SECONDS = env_int("LEDGERFLOW_JOB_BACKOFF_SECONDS", 10)
+LEDGERFLOW_JOB_BACKOFF_MAX_SECONDS = env_int("LEDGERFLOW_JOB_BACKOFF_MAX_SECONDS", 600)
+LEDGERFLOW_JOB_RESEND_SECONDS = env_int("LEDGERFLOW_JOB_RESEND_SECONDS", 120)
 
 # /metrics (Prometheus) answers only with "Authorization: Bearer <this>" when set.
 LEDGERFLOW_METRICS_TOKEN = env_secret("LEDGERFLOW_METRICS_TOKEN", "")

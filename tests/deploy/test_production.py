@@ -251,7 +251,7 @@ def test_production_entrypoints_keep_everything_in_object_storage(stack, persona
     assert 'route="mlflow/runs/create"' in web_metrics
     assert 'route="api/v1/disclosures/"' in web_metrics
     assert 'ledgerflow_celery_queue_depth{queue="reports"}' in web_metrics
-    expected = {"packaging": "models_registry.package", "projects": "projects.execute",
+    expected = {"packaging": "models_registry.package", "projects": "projects.run",
                 "reports": "reports.generate", "default": "audit.checkpoint_all"}
     for queue, task in expected.items():
         text = wait_until(lambda q=queue, t=task: (lambda m: m if f'task="{t}"' in m else None)(

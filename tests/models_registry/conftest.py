@@ -106,9 +106,9 @@ def upload_dir(org, local, prefix: str, actor) -> None:
 def package_now(version) -> None:
     """Package a version in this process, as the worker would (the verification child process
     included), for tests that need a READY version without a worker."""
-    from models_registry.packaging import package
+    from config.jobs.runner import run_here
 
-    assert package(version.pk) == "ready", version.label
+    assert run_here("models_registry.package", version.pk) == "ready", version.label
 
 
 @pytest.fixture(scope="session")

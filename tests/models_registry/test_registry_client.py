@@ -162,7 +162,8 @@ def test_a_worker_killed_mid_packaging_leaves_the_version_to_the_next(worker_env
     from audit.models import AuditEvent
 
     env = {**worker_env, "LEDGERFLOW_PACKAGING_LEASE_SECONDS": "4",
-           "LEDGERFLOW_PACKAGING_SWEEP_INTERVAL": "1"}
+           "LEDGERFLOW_JOBS_SWEEP_INTERVAL": "1",
+           "LEDGERFLOW_JOB_BACKOFF_SECONDS": "1"}
     client = mlflow_as(personas.alice)
     info = log_model("logistic")
     first = _worker(env, "packaging")
@@ -194,10 +195,10 @@ def test_a_worker_killed_mid_packaging_leaves_the_version_to_the_next(worker_env
 
 
 def test_a_task_delivered_twice_packages_once(make_version, personas):
-    from models_registry.packaging import package
+    from config.jobs.runner import run_here
 
     version = make_version(personas.org_a, "credit-risk")
     digest = version.package_digest
-    assert package(version.pk) == "skipped"
+    assert run_here("models_registry.package", version.pk) == "skipped"
     version.refresh_from_db()
     assert version.package_digest == digest

@@ -219,10 +219,10 @@ def test_a_thousand_rows_are_a_thousand_decisions_under_one_audit_event(api, per
 
 def test_a_model_that_runs_uploaded_code_is_served_only_when_the_operator_allows(
         api, personas, make_version, settings):
-    from models_registry.packaging import package
+    from config.jobs.runner import run_here
 
     version = make_version(personas.org_a, "credit-risk", "pickled", ready=False)
-    assert package(version.pk) == "failed"
+    assert run_here("models_registry.package", version.pk) == "failed"
     version.refresh_from_db()
     assert "serialized with cloudpickle" in version.status_message
 

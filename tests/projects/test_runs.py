@@ -196,7 +196,8 @@ def test_a_worker_killed_mid_run_fails_the_run_or_reruns_one_safe_to_retry(
 
     env = {**worker_env, "LEDGERFLOW_PUBLIC_URL": live_server.url,
            "LEDGERFLOW_PROJECTS_ALLOW_LOCAL_GIT": "true", "LEDGERFLOW_PROJECT_LEASE_SECONDS": "3",
-           "LEDGERFLOW_PROJECTS_SWEEP_INTERVAL": "1"}
+           "LEDGERFLOW_JOBS_SWEEP_INTERVAL": "1",
+           "LEDGERFLOW_JOB_BACKOFF_SECONDS": "1"}
 
     def worker(*extra):
         return subprocess.Popen(

@@ -127,7 +127,7 @@ def test_a_submission_made_while_the_broker_is_down_runs_once_it_is_back(
         api, personas, projects_worker, example_repo, settings):
     from celery import current_app
 
-    from projects.tasks import project_runs_sweep
+    from config.jobs.runner import sweep
     from tests.projects.conftest import broker_down
 
     client = api(personas.alice)
@@ -139,8 +139,8 @@ def test_a_submission_made_while_the_broker_is_down_runs_once_it_is_back(
     submitted = response.json()
     time.sleep(3)
     assert ProjectRun.objects.get(uuid=submitted["id"]).status == "QUEUED"
-    settings.LEDGERFLOW_PROJECT_REQUEUE_SECONDS = 0
-    assert project_runs_sweep()["resent"] == 1
+    settings.LEDGERFLOW_JOB_RESEND_SECONDS = 0
+    assert sweep()["resent"] == 1
     wait_for(lambda: ProjectRun.objects.get(uuid=submitted["id"]).status == "FINISHED",
              timeout=180)
     assert ProjectRun.objects.get(uuid=submitted["id"]).attempt == 1

@@ -205,12 +205,13 @@ def test_a_subject_without_decisions_gets_the_confirmation_and_the_processing_it
 
 
 def test_generation_without_a_compliance_profile_fails_saying_so(api, personas, roles):
-    from reports.generation import generate
+    from config.jobs.runner import run_here
 
     officer = api(roles[OFFICER])
     created = officer.post(URL, request_body(generate=False), format="json").json()
     queued = officer.post(f"{URL}{created['id']}/generate", {}, format="json").json()
-    assert generate(Disclosure.objects.get(uuid=queued["id"]).pk) == "failed"
+    assert run_here("reports.generate", Disclosure.objects.get(uuid=queued["id"]).pk) \
+        == "failed"
     version = officer.get(f"{URL}{created['id']}/").json()["versions"][0]
     assert version["status"] == "FAILED" and "compliance profile" in version["status_message"]
     assert officer.get(f"{URL}{created['id']}/pdf").status_code == 404
@@ -384,23 +385,24 @@ def test_a_generation_whose_worker_was_lost_is_queued_again_then_given_up(api, p
                                                                           settings):
     import datetime
 
-    from reports import services
-    from reports.tasks import disclosures_sweep
+    from config.jobs import runner
+    from config.jobs.models import Job
 
     officer = api(roles[OFFICER])
     created = officer.post(URL, request_body(generate=False), format="json").json()
     queued = officer.post(f"{URL}{created['id']}/generate", {}, format="json").json()
     disclosure = Disclosure.objects.get(uuid=queued["id"])
-    settings.LEDGERFLOW_REPORT_MAX_ATTEMPTS = 2
+    settings.LEDGERFLOW_REPORT_MAX_ATTEMPTS, settings.LEDGERFLOW_JOB_BACKOFF_SECONDS = 2, 0
+    job = Job.objects.get(kind="reports.generate", target=disclosure.pk)
     for attempt, expected in ((1, "QUEUED"), (2, "FAILED")):
-        assert services.disclosure_claim(pk=disclosure.pk, actor=SETUP)[1] == attempt
+        assert runner.claim(job.pk)[1].number == attempt
         # its worker died: nothing renews it, the lease runs out
-        Disclosure.objects.filter(pk=disclosure.pk).update(
-            started_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
-        disclosures_sweep()
+        Job.objects.filter(pk=job.pk).update(
+            lease_until=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+        runner.sweep()
         disclosure.refresh_from_db()
         assert disclosure.status == expected, attempt
-        assert "worker generating it was lost" in disclosure.status_message
+        assert f"worker running attempt {attempt} was lost" in disclosure.status_message
     actions = list(AuditEvent.objects.filter(target_type="disclosure").order_by("seq")
                    .values_list("action", flat=True))
     assert actions == ["disclosure.requested", "disclosure.started", "disclosure.requeued",

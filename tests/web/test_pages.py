@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -83,8 +83,9 @@ class World:
 def packaged(version, actor=SETUP):
     """READY through the services the packaging worker calls, with a manifest of one file:
     these tests are about the pages (tests/models_registry packages real models)."""
-    _, attempt = registry.packaging_claim(version_pk=version.pk, lease_seconds=60,
-                                          actor=actor)
+    attempt = 1
+    with transaction.atomic():
+        registry.packaging_claim_within(version_pk=version.pk, attempt=attempt, actor=actor)
     files = [{"path": "MLmodel", "size": 120, "sha256": "ab" * 32}]
     manifest = {"files": files, "package_digest": "sha256:" + "cd" * 32,
                 "mlmodel": {"flavors": {"python_function": {}, "sklearn": {}}},
@@ -103,7 +104,9 @@ def generated(disclosure) -> Disclosure:
     from django.core.files.storage import storages
 
     body = b"%PDF-1.4 stand-in\n%%EOF\n"
-    _, attempt = reports.disclosure_claim(pk=disclosure.pk, actor=SETUP)
+    attempt = 1
+    with transaction.atomic():
+        reports.disclosure_claim_within(pk=disclosure.pk, attempt=attempt, actor=SETUP)
     name = storages["reports"].save(f"test/{disclosure.uuid}.pdf", ContentFile(body))
     return reports.disclosure_finish(pk=disclosure.pk, attempt=attempt, file_name=name,
                                      sha256=hashlib.sha256(body).hexdigest(), size=len(body),

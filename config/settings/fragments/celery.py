@@ -45,21 +45,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Each workload on its own queue (a worker started with `--queues packaging` runs only those).
-CELERY_TASK_ROUTES = {
-    "models_registry.package": {"queue": "packaging"},
-    "projects.execute": {"queue": "projects"},
-    "reports.generate": {"queue": "reports"},
-}
-CELERY_BEAT_SCHEDULE["packaging-sweep"] = {
-    "task": "models_registry.sweep_packaging",
-    "schedule": float(env_int("LEDGERFLOW_PACKAGING_SWEEP_INTERVAL", 60)),
-}
-CELERY_BEAT_SCHEDULE["projects-sweep"] = {
-    "task": "projects.sweep",
-    "schedule": float(env_int("LEDGERFLOW_PROJECTS_SWEEP_INTERVAL", 60)),
-}
-CELERY_BEAT_SCHEDULE["reports-sweep"] = {
-    "task": "reports.sweep",
-    "schedule": float(env_int("LEDGERFLOW_REPORTS_SWEEP_INTERVAL", 60)),
+# The job runner's sweep (config/jobs/runner.py): lost attempts, jobs no worker took. Each job
+# is sent to its kind's queue (config/jobs/kinds.py), so a worker started with
+# `--queues packaging` runs only packaging jobs.
+CELERY_BEAT_SCHEDULE["jobs-sweep"] = {
+    "task": "jobs.sweep",
+    "schedule": float(env_int("LEDGERFLOW_JOBS_SWEEP_INTERVAL", 60)),
 }
