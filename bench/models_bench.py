@@ -32,6 +32,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+# A data scientist's model records what it imports, not this checkout's uv project (MLflow 3
+# exports a uv project's whole lock as the model's requirements when it finds one).
+os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
+
 import orjson
 import requests
 

@@ -47,18 +47,18 @@ def _version(org, actor):
 
 def _decide(org, version, subject: str, count: int, actor) -> None:
     from models_registry.decisions import DecisionInput, decisions_record
-    from models_registry.scoring import CACHE, explain
+    from models_registry.scoring import predict, reference_of
     from tests.models_registry.conftest import training_data
 
     rows, _ = training_data(count, seed=len(subject))
-    loaded = CACHE.get(version)
-    explanation = explain(loaded, rows)
+    explanation = predict(version, {"dataframe_records": rows.to_dict(orient="records")},
+                          explain=True).explanation
     items = [DecisionInput(
         subject=subject, inputs=row, purpose="credit decision", raw_score=score,
         threshold=0.5, outcome="declined" if score >= 0.5 else "approved",
         outcome_labels=["approved", "declined"], contributions=contributions,
         contribution_method=explanation.method, contribution_scale=explanation.scale,
-        base_value=explanation.base_value, reference=loaded.reference)
+        base_value=explanation.base_value, reference=reference_of(version))
         for row, score, contributions in zip(rows.to_dict(orient="records"),
                                              explanation.scores, explanation.contributions,
                                              strict=True)]

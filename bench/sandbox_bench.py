@@ -54,7 +54,7 @@ ROOT, PEER, MLFLOW_VERSION, services = harness.ROOT, harness.PEER, harness.MLFLO
     harness.services
 sys.path.insert(0, str(ROOT))
 EXAMPLE = ROOT / "tests" / "projects" / "example"
-RUNNER_SPEC = ROOT / "projects" / "runner-env.txt"
+RUNNER_SPEC = ROOT / "config" / "sandbox" / "runner-env.txt"
 LF, ML, NONE = "ledgerflow", "mlflow", "ledgerflow_none"  # NONE: a LEDGERFLOW_SANDBOX=none worker
 GOAL_MS = 150
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -237,9 +237,13 @@ def ensure_peer_libraries() -> str:
 
 
 def runner_key() -> str:
+    """The runner environment's cache key, as config.sandbox.environments.runner makes it."""
     import hashlib
 
-    return "runner-" + hashlib.sha256(RUNNER_SPEC.read_text().encode()).hexdigest()[:24]
+    from config.sandbox.environments import BUILD_FORMAT
+
+    text = f"{BUILD_FORMAT}\n{RUNNER_SPEC.read_text()}"
+    return "runner-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def peer_env(ml_url: str) -> dict:

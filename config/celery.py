@@ -61,11 +61,11 @@ def _sandbox_announced(sender=None, **_kwargs):
         chosen = backend()
         chosen.check()
     except SandboxUnavailable as exc:
-        log.error("NO SANDBOX: this worker will refuse project runs and environment builds: %s",
-                  exc)
+        log.error("NO SANDBOX: this worker will refuse project runs, environment builds and "
+                  "model loading: %s", exc)
         return
     if chosen.name == "none":
-        log.warning("SANDBOX DISABLED (LEDGERFLOW_SANDBOX=none): project code on this worker "
-                    "runs with the worker's own rights. Never in production.")
+        log.warning("SANDBOX DISABLED (LEDGERFLOW_SANDBOX=none): project code and models on "
+                    "this worker run with the worker's own rights. Never in production.")
     else:
         log.info("Untrusted code on this worker runs in the %s sandbox.", chosen.name)

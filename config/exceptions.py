@@ -21,6 +21,8 @@ class ApplicationError(Exception):
         "not_found": status.HTTP_404_NOT_FOUND,
         "permission_denied": status.HTTP_403_FORBIDDEN,
         "conflict": status.HTTP_409_CONFLICT,
+        "model_failed": status.HTTP_422_UNPROCESSABLE_ENTITY,  # the model's code raised
+        "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,   # its scorer crashed, timed out
     }
 
     def __init__(self, message: str, *, kind: str = "invalid", fields: dict | None = None):

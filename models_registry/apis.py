@@ -94,15 +94,6 @@ class PredictOutputSerializer(serializers.Serializer):
     decisions = DecisionSummarySerializer(many=True, required=False)
 
 
-def _rows(data) -> list:
-    if hasattr(data, "to_dict") and hasattr(data, "columns"):
-        return data.to_dict(orient="records")
-    if isinstance(data, dict):  # named tensors: one row per index
-        keys = list(data)
-        return [{k: data[k][i] for k in keys} for i in range(len(data[keys[0]]))]
-    return [row for row in (data.tolist() if hasattr(data, "tolist") else data)]
-
-
 def _plain(value):
     """numpy scalars and the like as JSON values; a missing (NaN) value as null."""
     if hasattr(value, "item"):
@@ -147,25 +138,23 @@ class _PredictApi(OrgApi):
             raise PermissionDenied(f"Recording decisions needs the write capability; your "
                                    f"role '{self.access.role}' does not have it.")
         require_ready(version)
-        loaded = scoring.CACHE.get(version)
-        data = scoring.parse_input(loaded, request.data)
-        rows = _rows(data) if subjects else []
-        if subjects and len(subjects) != len(rows):
-            raise ApplicationError(f"{len(subjects)} subject(s) for {len(rows)} input row(s); "
-                                   "send one per row.", kind="invalid",
+        params = request.data.get("params")
+        scored = scoring.predict(version, request.data, params=params, explain=bool(subjects))
+        if subjects and len(subjects) != len(scored.rows):
+            raise ApplicationError(f"{len(subjects)} subject(s) for {len(scored.rows)} input "
+                                   "row(s); send one per row.", kind="invalid",
                                    fields={"subjects": ["one per input row"]})
-        predictions = _plain(scoring.predict(loaded, data, request.data.get("params")))
+        predictions = _plain(scored.predictions)
         body = {"predictions": predictions,
                 "model": {"name": version.registered_model.name, "version": version.version,
                           "alias": alias, "package_digest": version.package_digest}}
         if subjects:
-            body["decisions"] = self._record(version, alias, loaded, data, rows, subjects,
-                                             predictions, fields, request.data.get("params"))
+            body["decisions"] = self._record(version, alias, scored, subjects, predictions,
+                                             fields, params)
         return Response(body)
 
-    def _record(self, version, alias, loaded, data, rows, subjects, predictions, fields,
-                request_params):
-        explanation = scoring.explain(loaded, data)
+    def _record(self, version, alias, scored, subjects, predictions, fields, request_params):
+        explanation, rows = scored.explanation, scored.rows
         if fields["threshold"] is not None and None in explanation.scores:
             raise ApplicationError("A threshold was given, but this model gives no numeric "
                                    "score to compare it with; nothing was recorded.",
@@ -183,7 +172,7 @@ class _PredictApi(OrgApi):
                 contributions=explanation.contributions[i],
                 contribution_method=explanation.method,
                 contribution_scale=explanation.scale, base_value=explanation.base_value,
-                reference=loaded.reference, legal_basis=fields["legal_basis"],
+                reference=scoring.reference_of(version), legal_basis=fields["legal_basis"],
                 art22_ground=fields["art22_ground"],
                 feature_pipeline_version=fields["feature_pipeline_version"],
                 provenance=fields["provenance"], threshold=fields["threshold"],

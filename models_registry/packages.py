@@ -86,6 +86,7 @@ def package_local_dir(version: ModelVersion) -> Path:
         return target
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".unpack-"))
+    os.chmod(staging, 0o755)  # noqa: S103 - a scorer's own uid reads it, mounted read-only
     storage = registry_storage()
     try:
         for entry in version.manifest["files"]:

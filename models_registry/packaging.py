@@ -5,33 +5,31 @@
    database, a lost worker) is tried again after a backoff, a few times.
 2. Copy the model directory from the artifact store into a scratch directory, hashing each file.
 3. Read and check `MLmodel`: flavors (python_function required: that is what we serve),
-   signature, input example, requirements.
-4. Load it as python_function and score the input example in a child process (verify.py).
+   signature, input example, requirements, and every path a flavor of any MLmodel in the
+   tree names (inside the model directory, no links). Only YAML is parsed in the service.
+4. Load it as python_function and score the input example in the sandbox, in the model's
+   own environment (models_registry.scorers): every model format is accepted, since none is
+   ever deserialized in the service.
 5. Store the files in registry storage under "<org>/<version uuid>/<attempt>/" with a manifest
    (SHA-256 of every file, one package digest over them), then mark it READY in one transaction
    whose audit event carries the digest. Any check that fails marks it FAILED_REGISTRATION with
    the reason. An attempt that lost its lease writes nothing to the version.
 """
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from django.conf import settings
+import yaml
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 
 from audit.actors import Actor
 from audit.canonical import dumps as canonical_json
-from config.paths import BASE_DIR
 from models_registry import services
 from tracking.artifacts import CHUNK_SIZE, artifact_storage, storage_files
 
@@ -41,9 +39,6 @@ MANIFEST_NAME = "ledgerflow-manifest.json"
 MANIFEST_FORMAT = "ledgerflow.package/1"
 MAX_PACKAGE_BYTES = 5 * 1024**3
 MAX_PACKAGE_FILES = 10_000
-# What the verification child inherits: no database URL, secret key or storage credentials.
-CHILD_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
-MAX_CHILD_OUTPUT = 64 * 1024
 
 
 class PackagingError(Exception):
@@ -85,7 +80,8 @@ def copy_source(org_id: int, source_path: str, target: Path) -> list[dict]:
 
 
 def read_mlmodel(directory: Path) -> dict:
-    """Check MLmodel and return what the manifest records of it."""
+    """Check MLmodel (and every MLmodel nested in the package) and return what the manifest
+    records of it. Only YAML is parsed here; the model itself is loaded in the sandbox."""
     from mlflow.models import Model
 
     if not (directory / "MLmodel").is_file():
@@ -105,96 +101,119 @@ def read_mlmodel(directory: Path) -> dict:
     except Exception as exc:
         raise PackagingError(f"The model signature is invalid: {exc}") from None
     example = meta.saved_input_example_info
-    if example and not (directory / example.get("artifact_path", "")).is_file():
-        raise PackagingError(f"MLmodel names an input example "
-                             f"'{example.get('artifact_path')}' that is not in the model.")
+    if example:
+        check_path(directory, directory, example.get("artifact_path", ""), "input example")
+        if not (directory / example.get("artifact_path", "")).is_file():
+            raise PackagingError(f"MLmodel names an input example "
+                                 f"'{example.get('artifact_path')}' that is not in the model.")
+    nested = check_nested(directory)
     requirements = []
     if (directory / "requirements.txt").is_file():
         requirements = [line.strip() for line in
                         (directory / "requirements.txt").read_text().splitlines()
                         if line.strip() and not line.startswith("#")]
-    unsafe = unsafe_to_load(meta.flavors)
-    if unsafe and not settings.LEDGERFLOW_ALLOW_UNSAFE_MODELS:
-        raise PackagingError(f"This server loads only models that run no uploaded code, and "
-                             f"this one would: {unsafe}. (An operator who trusts every member "
-                             "can set LEDGERFLOW_ALLOW_UNSAFE_MODELS.)")
     return {"flavors": {name: {k: v for k, v in conf.items() if isinstance(v, str | int | float)}
                         for name, conf in meta.flavors.items()},
-            "runs_uploaded_code": unsafe,
             "loader_module": pyfunc.get("loader_module", ""),
+            "serialization": serialization_of(directory, meta.flavors),
+            "nested_models": nested,
             "python_version": pyfunc.get("python_version", ""),
             "signature": signature, "input_example": example or None,
             "requirements": requirements, "mlflow_version": meta.mlflow_version or "",
             "model_uuid": meta.model_uuid or ""}
 
 
-# Types a skops file may be trusted to rebuild: estimators and their arrays, no callables.
-SAFE_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+# Flavor settings that name a file or directory of the model (MLflow's own flavors and the
+# common community ones). Each must stay inside the directory of the MLmodel naming it.
+PATH_KEYS = frozenset({
+    "data", "code", "model_path", "pickled_model", "python_model", "model_data",
+    "model_code_path", "path", "saved_model_dir", "model_file", "config", "conda",
+    "virtualenv", "artifact_path", "model_dir", "checkpoint", "weights", "tokenizer",
+})
 
 
-def unsafe_to_load(flavors: dict) -> str | None:
-    """Why loading this model would run code its uploader chose (None when it would not).
-
-    Only scikit-learn models saved in skops format (mlflow's default since 3.x), trusting no
-    types beyond scikit-learn, NumPy and SciPy, with no bundled code, load without running
-    uploaded code. Pickle, cloudpickle and custom python_function models run what they
-    contain, in the process that loads them: in a shared, multi-tenant server that process
-    could read other organizations' data.
-    """
-    pyfunc, sklearn = flavors.get("python_function", {}), flavors.get("sklearn")
-    if pyfunc.get("loader_module") != "mlflow.sklearn":
-        return (f"its python_function loader is '{pyfunc.get('loader_module') or 'custom'}', "
-                "which runs code from the model")
-    if sklearn is None:
-        return "it has no sklearn flavor saying how the model is serialized"
-    if sklearn.get("serialization_format") != "skops":
-        return (f"it is serialized with {sklearn.get('serialization_format') or 'pickle'}, "
-                "which runs code from the model; save it with skops")
-    if pyfunc.get("code") or sklearn.get("code"):
-        return "it bundles code (code_paths)"
-    untrusted = [t for t in sklearn.get("skops_trusted_types") or []
-                 if not str(t).startswith(SAFE_SKOPS_PREFIXES)]
-    if untrusted:
-        return f"it trusts types beyond scikit-learn, NumPy and SciPy: {', '.join(untrusted)}"
-    return None
+def check_path(root: Path, base: Path, value: str, what: str) -> None:
+    """`value`, as a flavor names it relative to `base`, must stay inside the model directory
+    `root`: no absolute path, no `..`, no link out."""
+    if not value:
+        return
+    pure = PurePosixPath(value)
+    if pure.is_absolute() or value.startswith("~") or "\\" in value or ".." in pure.parts:
+        raise PackagingError(f"MLmodel names {what} '{value}', outside the model directory; "
+                             "a model may only name its own files.")
+    if not (base / value).resolve().is_relative_to(root.resolve()):
+        raise PackagingError(f"MLmodel names {what} '{value}', which leads outside the model "
+                             "directory.")
 
 
-def verify_in_child(directory: Path) -> dict:
-    """verify.py in its own process group, with a scrubbed environment and its output in
-    files (read up to MAX_CHILD_OUTPUT); killed with its children on timeout."""
-    timeout = settings.LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT
-    env = {k: v for k, v in os.environ.items() if k in CHILD_ENV_KEEP}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "models_registry.verify", str(directory)], cwd=BASE_DIR,
-            env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+def _paths_in(conf, key: str = ""):
+    if isinstance(conf, dict):
+        for name, value in conf.items():
+            yield from _paths_in(value, str(name))
+    elif isinstance(conf, list):
+        for value in conf:
+            yield from _paths_in(value, key)
+    elif isinstance(conf, str) and key in PATH_KEYS:
+        yield key, conf
+
+
+def check_nested(directory: Path) -> list[str]:
+    """Every MLmodel in the tree (a model may carry others: a pyfunc wrapping a model
+    directory among its artifacts) has its flavor paths checked. Returns the nested ones."""
+    for path in directory.rglob("*"):
+        if path.is_symlink():
+            raise PackagingError(f"'{path.relative_to(directory)}' is a symbolic link; a "
+                                 "model's files are plain files.")
+    nested = []
+    for path in sorted(directory.rglob("MLmodel")):
+        if path.is_symlink() or not path.is_file():
+            raise PackagingError(f"'{path.relative_to(directory)}' is not a regular file.")
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise PackagingError(f"Loading and scoring the model took longer than {timeout} s.") \
+            meta = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise PackagingError(f"'{path.relative_to(directory)}' cannot be read: {exc}") \
                 from None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything the model left running
-        stdout, stderr = _tail(out), _tail(err)
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        flavors = meta.get("flavors") if isinstance(meta, dict) else None
+        if not isinstance(flavors, dict):
+            raise PackagingError(f"'{path.relative_to(directory)}' declares no flavors.")
+        for flavor, conf in flavors.items():
+            for key, value in _paths_in(conf):
+                check_path(directory, path.parent, value,
+                           f"in flavor '{flavor}' of {path.relative_to(directory)} the {key}")
+        if path.parent != directory:
+            nested.append(path.parent.relative_to(directory).as_posix())
+    return nested
+
+
+def serialization_of(directory: Path, flavors: dict) -> dict:
+    """How the model is stored, for the manifest and the UI: informational only, since every
+    format is loaded in the sandbox. A skops file's types are listed exactly as skops names
+    them (never matched by prefix), with those skops itself does not trust."""
+    sklearn = flavors.get("sklearn") or {}
+    pyfunc = flavors.get("python_function") or {}
+    found = {"format": sklearn.get("serialization_format") or
+             ("cloudpickle" if pyfunc.get("python_model") else "") or
+             pyfunc.get("loader_module", ""),
+             "bundles_code": bool(pyfunc.get("code") or sklearn.get("code"))}
+    if found["format"] == "skops" and sklearn.get("pickled_model"):
+        from skops.io import get_untrusted_types
+
+        try:
+            found["untrusted_types"] = sorted(get_untrusted_types(
+                file=directory / sklearn["pickled_model"]))
+        except Exception as exc:  # a damaged file: loading it will say so in the sandbox
+            found["untrusted_types_error"] = f"{type(exc).__name__}: {exc}"[:500]
+    return found
+
+
+def verify_sandboxed(directory: Path) -> dict:
+    """Load the model and score its input example in the sandbox (models_registry.scorers)."""
+    from models_registry.scorers import ScorerFailure, verify
+
     try:
-        result = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = stderr.strip().splitlines()[-3:]
-        raise PackagingError("The model could not be loaded as python_function: "
-                             + (" ".join(tail) or f"exit status {proc.returncode}")) from None
-    if not result.get("loaded") or proc.returncode != 0:
-        raise PackagingError(f"The model could not be loaded as python_function and score its "
-                             f"input example: {result.get('error') or proc.returncode}")
-    return result
-
-
-def _tail(handle) -> str:
-    size = handle.seek(0, os.SEEK_END)
-    handle.seek(max(0, size - MAX_CHILD_OUTPUT))
-    return handle.read().decode(errors="replace")
+        return verify(directory)
+    except ScorerFailure as exc:
+        raise PackagingError(str(exc)) from None
 
 
 def store_package(prefix: str, directory: Path, files: list[dict], manifest: dict) -> None:
@@ -222,11 +241,12 @@ def _package_claimed(version, attempt: int, actor: Actor) -> str:
     version_pk = version.pk
     prefix = f"{version.org_id}/{version.uuid}/{attempt}"
     with tempfile.TemporaryDirectory(prefix="ledgerflow-package-") as scratch:
+        os.chmod(scratch, 0o755)  # noqa: S103 - the sandbox uid reads the copy (read-only)
         directory = Path(scratch) / "model"
         try:
             files = copy_source(version.org_id, version.source_path, directory)
             model_info = read_mlmodel(directory)
-            verified = verify_in_child(directory)
+            verified = verify_sandboxed(directory)
         except PackagingError as exc:
             services.packaging_fail(version_pk=version_pk, attempt=attempt, reason=str(exc),
                                     actor=actor)

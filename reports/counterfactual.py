@@ -42,25 +42,17 @@ def counterfactual(decision: Decision, language: str) -> tuple[dict | None, str]
     """(the counterfactual, "") or (None, why there is none)."""
     if decision.threshold is None or decision.raw_score is None:
         return None, _note("no_cut_off", language)
-    from models_registry.scoring import CACHE
+    from models_registry.scoring import score_rows
 
-    try:
-        loaded = CACHE.get(decision.model_version)
-    except ApplicationError as exc:
-        return None, _note("no_model", language, reason=exc.message)
-    frame, candidates = _candidates(decision, loaded)
+    candidates = _candidates(decision)
     if not candidates:
         return None, _note("not_found", language)
-    import pandas as pd
-
-    from models_registry.scoring import score_frame
-
-    variants = []
-    for feature, value, _ in candidates:
-        variant = frame.copy()
-        variant[feature] = value
-        variants.append(variant)
-    scores = score_frame(loaded, pd.concat(variants, ignore_index=True))
+    version = decision.model_version
+    try:
+        scores = score_rows(version, [{**decision.inputs, feature: value}
+                                      for feature, value, _ in candidates])
+    except ApplicationError as exc:
+        return None, _note("no_model", language, reason=exc.message)
     above = decision.raw_score >= decision.threshold
     crossing = [(size, feature, value, score)
                 for (feature, value, size), score in zip(candidates, scores, strict=True)
@@ -68,9 +60,10 @@ def counterfactual(decision: Decision, language: str) -> tuple[dict | None, str]
     if not crossing:
         return None, _note("not_found", language)
     _, feature, value, _ = min(crossing, key=lambda c: (c[0], c[1]))
-    confirmed = frame.copy()
-    confirmed[feature] = value
-    score = score_frame(loaded, confirmed)[0]  # stated only as the model returns it alone
+    try:  # stated only as the model returns it alone
+        score = score_rows(version, [{**decision.inputs, feature: value}])[0]
+    except ApplicationError as exc:
+        return None, _note("no_model", language, reason=exc.message)
     return {"feature": feature, "label": feature, "from": decision.inputs[feature],
             "to": _plain(value), "score": score,
             "outcome": _outcome(decision, score, language),
@@ -83,20 +76,14 @@ def _outcome(decision: Decision, score: float, language: str) -> str:
     return str(labels[side]) if len(labels) == 2 else SIDES[language][side]
 
 
-def _candidates(decision: Decision, loaded) -> tuple[object, list[tuple[str, object, float]]]:
-    """The subject's row as the model reads it, and (feature, changed value, relative size)
-    for every numeric input."""
-    import pandas as pd
+def _candidates(decision: Decision) -> list[tuple[str, object, float]]:
+    """(feature, changed value, relative size) for every numeric input of the subject."""
+    from models_registry.scoring import column_types, reference_of
 
-    inputs = decision.inputs
-    columns = [c for c in (list(loaded.reference) or list(inputs)) if c in inputs]
+    inputs, types = decision.inputs, column_types(decision.model_version)
+    reference = reference_of(decision.model_version)
+    columns = [c for c in (list(reference) or list(inputs)) if c in inputs]
     columns += [c for c in inputs if c not in columns]
-    frame = pd.DataFrame([{c: inputs[c] for c in columns}])[columns]
-    schema = loaded.input_schema
-    if schema is not None and schema.has_input_names():
-        frame = frame.astype({spec.name: spec.type.to_pandas() for spec in schema.inputs
-                              if spec.name in frame.columns and hasattr(spec.type, "to_pandas")},
-                             errors="ignore")
     candidates = []
     for feature in columns:
         value = inputs[feature]
@@ -104,8 +91,8 @@ def _candidates(decision: Decision, loaded) -> tuple[object, list[tuple[str, obj
                 or not math.isfinite(value):
             continue
         # counts and other whole inputs (2 late payments) change by whole steps
-        whole = frame[feature].dtype.kind in "iu" or float(value).is_integer()
-        scale = max(abs(value), abs(loaded.reference.get(feature, 0.0)), 1.0)
+        whole = types.get(feature) in ("integer", "long") or float(value).is_integer()
+        scale = max(abs(value), abs(reference.get(feature, 0.0)), 1.0)
         for step in STEPS:
             for sign in (1, -1):
                 changed = value + sign * step * scale
@@ -113,7 +100,7 @@ def _candidates(decision: Decision, loaded) -> tuple[object, list[tuple[str, obj
                 if changed == value or (value >= 0 and changed < 0):
                     continue
                 candidates.append((feature, changed, abs(changed - value) / scale))
-    return frame, candidates
+    return candidates
 
 
 def _decimals(value: float) -> int:

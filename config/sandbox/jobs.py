@@ -88,7 +88,7 @@ def run(spec: Spec, job: JobDir, *, backend_name: str = "",
                 reason = tick() if tick is not None else ""
                 if reason:
                     return process.kill(reason)
-            return _inferred(result, job)
+            return inferred(result, job)
         except BaseException:
             process.kill("worker")
             raise
@@ -101,7 +101,8 @@ LIMIT_MESSAGES = (("memory", ("MemoryError", "Cannot allocate memory", "std::bad
                   ("file size", ("File too large",)))
 
 
-def _inferred(result: Result, job: JobDir) -> Result:
+def inferred(result: Result, job: JobDir) -> Result:
+    """The limit a failed job hit, where only its stderr says so."""
     if result.ok or result.limit:
         return result
     log = tail(job.stderr, 4000)

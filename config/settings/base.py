@@ -141,14 +141,25 @@ STORAGES["registry"] = {
 LEDGERFLOW_PACKAGING_LEASE_SECONDS = env_int("LEDGERFLOW_PACKAGING_LEASE_SECONDS", 90)
 LEDGERFLOW_PACKAGING_MAX_ATTEMPTS = env_int("LEDGERFLOW_PACKAGING_MAX_ATTEMPTS", 4)
 LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT = env_int("LEDGERFLOW_PACKAGING_VERIFY_TIMEOUT", 300)
-# Scoring: models kept loaded per process (least recently used goes first), and where
-# packages are unpacked for loading.
-LEDGERFLOW_SCORING_CACHE_SIZE = env_int("LEDGERFLOW_SCORING_CACHE_SIZE", 4)
+# Scoring (models_registry/scorers.py): every model is loaded only by a sandboxed scorer
+# process, in its own environment (LEDGERFLOW_MODEL_ENV_MANAGER: auto, virtualenv, conda,
+# local; see models_registry/environments.py). Per service process at most
+# LEDGERFLOW_SCORERS_PER_PROCESS scorers run (least recently used stopped first; also when
+# idle this long, or when the machine has less memory available than the minimum), each
+# within its memory, CPU-time and process limits; a request waits at most
+# LEDGERFLOW_SCORING_TIMEOUT seconds, a scorer's start (loading) LEDGERFLOW_SCORER_START_TIMEOUT.
+LEDGERFLOW_MODEL_ENV_MANAGER = env_str("LEDGERFLOW_MODEL_ENV_MANAGER", "auto")
+LEDGERFLOW_SCORERS_PER_PROCESS = env_int("LEDGERFLOW_SCORERS_PER_PROCESS",
+                                         env_int("LEDGERFLOW_SCORING_CACHE_SIZE", 4))
+LEDGERFLOW_SCORER_IDLE_SECONDS = env_int("LEDGERFLOW_SCORER_IDLE_SECONDS", 900)
+LEDGERFLOW_SCORER_MIN_FREE_MB = env_int("LEDGERFLOW_SCORER_MIN_FREE_MB", 512)
+LEDGERFLOW_SCORER_MEMORY_MB = env_int("LEDGERFLOW_SCORER_MEMORY_MB", 2048)
+LEDGERFLOW_SCORER_CPU_SECONDS = env_int("LEDGERFLOW_SCORER_CPU_SECONDS", 6 * 3600)
+LEDGERFLOW_SCORER_PROCESSES = env_int("LEDGERFLOW_SCORER_PROCESSES", 64)
+LEDGERFLOW_SCORER_START_TIMEOUT = env_int("LEDGERFLOW_SCORER_START_TIMEOUT", 300)
+LEDGERFLOW_SCORING_TIMEOUT = env_int("LEDGERFLOW_SCORING_TIMEOUT", 60)
 LEDGERFLOW_MODEL_CACHE_DIR = Path(env_str("LEDGERFLOW_MODEL_CACHE_DIR", str(DATA_DIR / "model-cache")))
 LEDGERFLOW_SCORING_MAX_ROWS = env_int("LEDGERFLOW_SCORING_MAX_ROWS", 10000)
-# Models whose loading runs uploaded code (pickle, cloudpickle, custom python_function): off
-# by default, since packaging and scoring processes are shared by every organization.
-LEDGERFLOW_ALLOW_UNSAFE_MODELS = env_bool("LEDGERFLOW_ALLOW_UNSAFE_MODELS", False)
 
 # Projects (projects/): how large an uploaded or cloned project may unpack, and whether Git
 # sources may be local paths on the worker (tests and single-machine setups).

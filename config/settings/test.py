@@ -13,6 +13,9 @@ os.environ.setdefault("LEDGERFLOW_SANDBOX_TRUST_INDEX_DNS", "true")
 os.environ.setdefault("LEDGERFLOW_DATA_DIR", tempfile.mkdtemp(prefix="ledgerflow-test-data-"))
 # Environments built in the sandbox (the runner environment above all) are keyed by what they
 # are built from and never change: one copy for every test process and run on this machine.
+# Models the tests log record what they import (as a data scientist's would), not the
+# checkout's whole uv project: MLflow 3 exports a uv project's lock as the requirements.
+os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 os.environ.setdefault("LEDGERFLOW_ENV_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), "ledgerflow-test-envs"))
 

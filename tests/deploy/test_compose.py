@@ -189,7 +189,7 @@ def test_settings_the_guide_lists_are_read_by_config():
     config = python_text("config")
     listed = first_column_names(guide_section("Settings"))
     assert {"SECRET_KEY", "SECRET_KEY_FILE", "LEDGERFLOW_TOKEN_HMAC_KEY",
-            "CELERY_VISIBILITY_TIMEOUT", "LEDGERFLOW_PUBLIC_URL", "LEDGERFLOW_ALLOW_UNSAFE_MODELS",
+            "CELERY_VISIBILITY_TIMEOUT", "LEDGERFLOW_PUBLIC_URL", "LEDGERFLOW_MODEL_ENV_MANAGER",
             "AWS_STORAGE_BUCKET_NAME", "AWS_SECRET_ACCESS_KEY_FILE",
             "LEDGERFLOW_S3_PRESIGNED_DOWNLOADS", "LEDGERFLOW_SIGNING_KEY_FILE"} <= listed
     missing = sorted(name for name in listed if not read_by_config(name, config))

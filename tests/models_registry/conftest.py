@@ -27,6 +27,18 @@ def training_data(rows: int = 200, seed: int = 7):
     return x, y
 
 
+def requirements() -> list[str]:
+    """What a data scientist's model records as its requirements (pinned to what logged it),
+    without the test runner that MLflow would otherwise infer from the imported modules."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    return [f"mlflow=={mlflow.__version__}",
+            *(f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "cloudpickle",
+                                                      "pandas", "numpy"))]
+
+
 def log_model(kind: str = "logistic", name: str = "model", **extra):
     """Fit and log a model in a new run; returns the ModelInfo."""
     import mlflow
@@ -41,6 +53,7 @@ def log_model(kind: str = "logistic", name: str = "model", **extra):
         model = DecisionTreeClassifier(max_depth=3, random_state=0)
         extra.setdefault("skops_trusted_types", ["sklearn.tree._tree.Tree"])
     model.fit(x, y)
+    extra.setdefault("pip_requirements", requirements())
     with mlflow.start_run():
         mlflow.log_params({"kind": kind, **({"C": model.C} if kind == "logistic" else {})})
         return mlflow.sklearn.log_model(model, name=name, input_example=x.head(5), **extra)
@@ -81,14 +94,15 @@ def save_model_dir(kind: str, target) -> None:
     extra = {}
     if kind == "logistic":
         model = LogisticRegression(max_iter=500)
-    elif kind == "pickled":  # runs code on load: refused unless LEDGERFLOW_ALLOW_UNSAFE_MODELS
+    elif kind == "pickled":  # runs code on load: loaded only in the sandbox
         model = LogisticRegression(max_iter=500)
         extra["serialization_format"] = "cloudpickle"
     else:
         model = DecisionTreeClassifier(max_depth=3, random_state=0)
         extra["skops_trusted_types"] = ["sklearn.tree._tree.Tree"]
     model.fit(x, y)
-    mlflow.sklearn.save_model(model, str(target), input_example=x.head(5), **extra)
+    mlflow.sklearn.save_model(model, str(target), input_example=x.head(5),
+                              pip_requirements=requirements(), **extra)
 
 
 def upload_dir(org, local, prefix: str, actor) -> None:

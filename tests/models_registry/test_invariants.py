@@ -44,23 +44,74 @@ def test_a_recorded_decision_changes_only_by_its_review(api, personas, make_vers
     assert Decision.objects.get(pk=decision.pk).review_action == "confirmed"
 
 
-SKOPS = {"python_function": {"loader_module": "mlflow.sklearn"},
-         "sklearn": {"serialization_format": "skops"}}
+def _model_dir(root, flavors: dict, files=("model.skops",), nested: dict | None = None):
+    import yaml
+
+    (root / "MLmodel").write_text(yaml.safe_dump({"flavors": flavors}))
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    for where, inner in (nested or {}).items():
+        (root / where).mkdir(parents=True, exist_ok=True)
+        (root / where / "MLmodel").write_text(yaml.safe_dump({"flavors": inner}))
+    return root
 
 
-@pytest.mark.parametrize(("flavors", "reason"), [
-    (SKOPS, None),
-    ({**SKOPS, "sklearn": {"serialization_format": "skops",
-                           "skops_trusted_types": ["sklearn.tree._tree.Tree"]}}, None),
-    ({**SKOPS, "sklearn": {"serialization_format": "skops",
-                           "skops_trusted_types": ["subprocess.Popen"]}}, "subprocess.Popen"),
-    ({**SKOPS, "sklearn": {"serialization_format": "pickle"}}, "pickle"),
-    ({**SKOPS, "python_function": {"loader_module": "mlflow.sklearn", "code": "code"}},
-     "bundles code"),
-    ({"python_function": {"loader_module": "mlflow.pyfunc.model"}}, "mlflow.pyfunc.model"),
+PYFUNC = {"loader_module": "mlflow.sklearn", "model_path": "model.skops"}
+
+
+@pytest.mark.parametrize(("flavors", "nested", "refused"), [
+    ({"python_function": PYFUNC}, None, None),
+    ({"python_function": {**PYFUNC, "model_path": "/srv/other-org/model.pkl"}}, None,
+     "'/srv/other-org/model.pkl', outside the model directory"),
+    ({"python_function": {**PYFUNC, "model_path": "../../1/registry/model.pkl"}}, None,
+     "outside the model directory"),
+    ({"python_function": {**PYFUNC, "model_path": "sub/../../x"}}, None, "outside"),
+    ({"python_function": {**PYFUNC, "data": "~root/.ssh/id_rsa"}}, None, "outside"),
+    ({"python_function": {"loader_module": "mlflow.pyfunc.model",
+                          "artifacts": {"inner": {"path": "/etc/passwd", "uri": "/tmp/x"}}}},
+     None, "'/etc/passwd'"),
+    # a nested MLmodel is checked as strictly as the outer one
+    ({"python_function": PYFUNC}, {"artifacts/inner": {"sklearn": {
+        "pickled_model": "../../../../other/model.pkl"}}}, "artifacts/inner/MLmodel"),
+    ({"python_function": PYFUNC}, {"artifacts/inner": {"sklearn": {
+        "pickled_model": "model.pkl", "serialization_format": "cloudpickle"}}}, None),
 ])
-def test_only_models_that_run_no_uploaded_code_are_loaded_by_default(flavors, reason):
-    from models_registry.packaging import unsafe_to_load
+def test_every_path_a_flavor_names_stays_inside_the_model(tmp_path, flavors, nested, refused):
+    from models_registry.packaging import PackagingError, check_nested
 
-    found = unsafe_to_load(flavors)
-    assert found is None if reason is None else reason in found
+    directory = _model_dir(tmp_path, flavors, nested=nested)
+    if refused is None:
+        assert check_nested(directory) == sorted(nested or {})
+        return
+    with pytest.raises(PackagingError, match=refused.replace("(", r"\(")):
+        check_nested(directory)
+
+
+def test_a_link_in_the_model_is_refused(tmp_path):
+    from models_registry.packaging import PackagingError, check_nested
+
+    directory = _model_dir(tmp_path, {"python_function": PYFUNC})
+    (directory / "model.skops").unlink()
+    (directory / "model.skops").symlink_to("/etc/passwd")
+    with pytest.raises(PackagingError, match="symbolic link"):
+        check_nested(directory)
+
+
+def test_skops_types_are_listed_exactly_as_skops_names_them(tmp_path):
+    """No prefix rule: a code-running callable under an allowed-looking module is named."""
+    import numpy
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    from models_registry.packaging import serialization_of
+
+    model = LogisticRegression().fit(numpy.array([[0.0], [1.0]]), [0, 1])
+    skops.io.dump(model, tmp_path / "model.skops")
+    flavors = {"python_function": {"loader_module": "mlflow.sklearn"},
+               "sklearn": {"serialization_format": "skops", "pickled_model": "model.skops"}}
+    found = serialization_of(tmp_path, flavors)
+    assert found["format"] == "skops" and found["untrusted_types"] == []
+    skops.io.dump({"run": numpy.testing._private.utils.runstring}, tmp_path / "model.skops")
+    assert "numpy.testing._private.utils.runstring" in \
+        serialization_of(tmp_path, flavors)["untrusted_types"]

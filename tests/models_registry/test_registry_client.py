@@ -63,8 +63,9 @@ BROKEN = [
                  "    model_path: missing.skops\n  sklearn:\n    pickled_model: missing.skops\n"
                  "    serialization_format: skops\n"}, "could not be loaded as python_function"),
     ({"MLmodel": "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
-                 "    model_path: model.pkl\n  sklearn:\n    pickled_model: model.pkl\n"
-                 "    serialization_format: cloudpickle\n"}, "serialized with cloudpickle"),
+                 "    model_path: ../../2/registry/model.pkl\n  sklearn:\n"
+                 "    pickled_model: model.pkl\n    serialization_format: cloudpickle\n"},
+     "outside the model directory"),
     ({"conda.yaml": "name: x\n"}, "no MLmodel file"),
 ]
 

@@ -12,6 +12,7 @@ STATUS = {
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
     "INTERNAL_ERROR": 500,
+    "TEMPORARILY_UNAVAILABLE": 503,
 }
 FROM_KIND = {
     "invalid": "INVALID_PARAMETER_VALUE",
@@ -19,6 +20,8 @@ FROM_KIND = {
     "not_found": "RESOURCE_DOES_NOT_EXIST",
     "permission_denied": "PERMISSION_DENIED",
     "conflict": "INVALID_STATE",
+    "model_failed": "INTERNAL_ERROR",
+    "unavailable": "TEMPORARILY_UNAVAILABLE",
 }
 
 

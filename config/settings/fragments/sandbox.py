@@ -56,7 +56,7 @@ LEDGERFLOW_GIT_ALLOWED_HOSTS = env_list(
 
 # `--env-manager local`: the runner environment the operator provides (a Python prefix or
 # virtualenv built at ENV_MOUNT, mounted read-only). Empty: the one Ledgerflow builds, in the
-# sandbox, from projects/runner-env.txt (MLflow and the common libraries).
+# sandbox, from config/sandbox/runner-env.txt (MLflow and the common libraries).
 LEDGERFLOW_RUNNER_ENV = env_str("LEDGERFLOW_RUNNER_ENV", "")
 
 # docker backend (docker_env projects, or every job with LEDGERFLOW_SANDBOX=docker): the docker
