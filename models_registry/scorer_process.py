@@ -23,6 +23,10 @@ input the model refuses. Contributions:
   coefficient x (value - reference value); with the base value (the model at the reference)
   they sum exactly to the model's margin (the score for a linear model, the log-odds of the
   positive class for a logistic one: `scale` says which).
+- `tree-shap`: gradient-boosted trees (LightGBM, XGBoost), and any tree model where the
+  environment has SHAP: exact Shapley values by TreeSHAP, as the library itself computes them
+  (LightGBM's and XGBoost's `pred_contrib`, SHAP's TreeExplainer). With the base value (the
+  expected margin) they sum exactly to the model's margin: log-odds for a binary classifier.
 - `reference-substitution`: any other model: the score minus the score with that one feature
   set to its reference value. Model-agnostic; contributions need not sum to the score.
 """
@@ -224,6 +228,13 @@ class Scorer:
         reference = {k: v for k, v in reference.items() if k in frame.columns}
         if linear and set(linear["coefficients"]) <= set(reference):
             return self._linear(linear, reference, frame, scores)
+        try:
+            exact = self._tree_shap(frame, scores)
+        except Exception as exc:  # the model-agnostic method below still applies
+            print(f"tree SHAP failed: {exc!r}", file=sys.stderr, flush=True)
+            exact = None
+        if exact is not None:
+            return exact
         if reference:
             try:
                 return self._substitution(reference, frame, scores)
@@ -241,6 +252,53 @@ class Scorer:
         return {"scores": scores, "contributions": contributions, "base_value": base,
                 "method": "linear-exact",
                 "scale": "log-odds" if linear["link"] == "logit" else "score"}
+
+    def _tree_shap(self, frame, scores) -> dict | None:
+        """Exact TreeSHAP attributions where the model's library (or SHAP) computes them; None
+        for other models and for multi-class ones (one margin per class)."""
+        raw, module = self.raw, type(self.raw).__module__
+        classifier = hasattr(raw, "classes_")
+        if module.startswith("lightgbm"):
+            booster = getattr(raw, "booster_", raw)
+            names = list(booster.feature_name())
+            values = booster.predict(frame[names], pred_contrib=True)
+        elif module.startswith("xgboost"):
+            import xgboost
+
+            booster = raw.get_booster() if hasattr(raw, "get_booster") else raw
+            names = list(booster.feature_names or frame.columns)
+            values = booster.predict(xgboost.DMatrix(frame[names]), pred_contribs=True)
+        else:
+            try:
+                import shap
+            except ImportError:
+                return None
+            try:
+                explainer = shap.TreeExplainer(raw)
+            except Exception:  # not a tree model SHAP knows
+                return None
+            names = list(getattr(raw, "feature_names_in_", frame.columns))
+            shapley = explainer.shap_values(frame[names])
+            if isinstance(shapley, list):  # one array per class
+                if len(shapley) != 2:
+                    return None
+                shapley = shapley[1]
+            if getattr(shapley, "ndim", 2) == 3:
+                if shapley.shape[2] != 2:
+                    return None
+                shapley = shapley[:, :, 1]
+            expected = explainer.expected_value
+            expected = expected[-1] if hasattr(expected, "__len__") else expected
+            values = [[*row, float(expected)] for row in shapley.tolist()]
+            classifier = False  # TreeExplainer answers in the model's own output
+        values = values.tolist() if hasattr(values, "tolist") else values
+        if not values or len(values[0]) != len(names) + 1:
+            return None
+        contributions = [{n: float(v) for n, v in zip(names, row[:-1], strict=True)}
+                         for row in values]
+        return {"scores": scores, "contributions": contributions,
+                "base_value": float(values[0][-1]), "method": "tree-shap",
+                "scale": "log-odds" if classifier else "score"}
 
     def _substitution(self, reference: dict, frame, scores) -> dict:
         import pandas as pd

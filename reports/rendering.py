@@ -276,6 +276,11 @@ def _method_text(decision: dict, language: str) -> str:
                                          scale=t["scales"].get(scale, scale))
     if method == "reference-substitution":
         return t["method_substitution"]
+    if method == "tree-shap":
+        scale = decision.get("contribution_scale")
+        return t["method_tree_shap"].format(
+            base=format_number(decision.get("base_value"), language, 4),
+            scale=t["scales"].get(scale, scale))
     return t["method_other"].format(method=method) if method else ""
 
 

@@ -160,6 +160,11 @@ EN = {
     "method_substitution": "Each effect is the change in the score when your value is replaced by the "
                            "average value in the training data while everything else stays the same. These "
                            "effects are approximations and need not add up exactly to the score.",
+    "method_tree_shap": "Each effect is exact: it is the input's Shapley value, its average "
+                        "contribution to the model's result over every order in which the inputs "
+                        "can be considered, computed exactly from the model's decision trees. "
+                        "Together with the base value of {base}, the effects add up exactly to "
+                        "the model's result, measured in {scale}.",
     "method_other": "The effects were calculated with the method “{method}”.",
     "scales": {
         "log-odds": "log-odds (the logarithm of the odds, which the model then converts into a probability)",
@@ -408,6 +413,12 @@ DE = {
                            "Durchschnittswert der Trainingsdaten ersetzt wird und alles andere gleich "
                            "bleibt. Diese Einflüsse sind Näherungswerte und ergeben zusammen nicht "
                            "unbedingt genau den Score.",
+    "method_tree_shap": "Jeder Einfluss ist exakt berechnet: Er ist der Shapley-Wert der Eingabe, "
+                        "ihr durchschnittlicher Beitrag zum Ergebnis des Modells über alle "
+                        "Reihenfolgen, in denen die Eingaben betrachtet werden können, exakt aus "
+                        "den Entscheidungsbäumen des Modells berechnet. Zusammen mit dem "
+                        "Ausgangswert von {base} ergeben die Einflüsse genau das Ergebnis des "
+                        "Modells, gemessen in {scale}.",
     "method_other": "Die Einflüsse wurden mit der Methode „{method}“ berechnet.",
     "scales": {
         "log-odds": "Log-Odds (dem Logarithmus der Chance, den das Modell anschließend in eine "

@@ -203,3 +203,51 @@ def test_a_task_delivered_twice_packages_once(make_version, personas):
     assert run_here("models_registry.package", version.pk) == "skipped"
     version.refresh_from_db()
     assert version.package_digest == digest
+
+
+def test_mlflow_models_serve_serves_a_registered_version_by_its_alias(registered, mlflow_as,
+                                                                      personas, api, tmp_path):
+    """A data scientist's own `mlflow models serve -m models:/<name>@<alias>` (their machine,
+    their trust) downloads the package and answers as Ledgerflow's scoring does."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    version = registered("logistic", "credit-risk")
+    mlflow_as(personas.alice).set_registered_model_alias("credit-risk", "candidate",
+                                                         version.version)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/credit-risk@candidate",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+        cwd=tmp_path, start_new_session=True,  # in the client's venv, as one activated it
+        env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb"))  # noqa: SIM115
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "mlflow models serve never answered"
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        x, _ = training_data(6, seed=5)
+        body = {"dataframe_split": x.to_dict(orient="split")}
+        served = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=30)
+        assert served.status_code == 200, served.text
+        ours = api(personas.alice).post("/api/v1/models/credit-risk/aliases/candidate/predict",
+                                        body, format="json")
+        assert ours.status_code == 200, ours.content
+        assert served.json()["predictions"] == ours.json()["predictions"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
