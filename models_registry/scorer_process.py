@@ -101,6 +101,8 @@ def describe(raw, columns: list[str]) -> dict:
             info["linear"] = {"coefficients": dict(zip(names, rows[0], strict=True)),
                               "intercept": float(icept[0] if isinstance(icept, list) else icept),
                               "link": link}
+    if cls.__module__.startswith(("lightgbm", "xgboost")):
+        info["attribution"] = "tree-shap"  # the library's own exact TreeSHAP (see explain)
     importances = getattr(raw, "feature_importances_", None)
     if importances is not None and len(importances) == len(names):
         info["feature_importances"] = dict(zip(names, importances.tolist(), strict=True))

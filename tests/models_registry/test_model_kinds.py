@@ -9,6 +9,7 @@ import mlflow
 import mlflow.pyfunc
 import pytest
 
+from models_registry.models import ModelVersion
 from tests.models_registry.conftest import requirements, training_data, wait_status
 
 pytestmark = pytest.mark.postgres_only
@@ -19,6 +20,17 @@ def _registered(client, name: str, info) -> str:
     shown = wait_status(client, name, created.version, timeout=600)
     assert shown.status == "READY", shown.status_message
     return created.version
+
+
+def client_page(personas, version) -> str:
+    """The version's page in the web UI, as its owner sees it."""
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(personas.alice.user)  # one organization: the session acts in it
+    response = browser.get(f"/models/{version.registered_model.name}/versions/{version.version}/")
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 def _scored(api, personas, name: str, version: str, rows) -> dict:
@@ -45,6 +57,10 @@ def test_a_gradient_boosting_model_registers_and_scores_with_contributions(
             model, name="model", input_example=x.head(5),
             pip_requirements=[*requirements(), f"lightgbm=={installed('lightgbm')}"])
     number = _registered(client, "boosted", info)
+    stored = ModelVersion.objects.get(registered_model__name="boosted")
+    assert stored.manifest["verification"]["explain"]["attribution"] == "tree-shap"
+    page = client_page(personas, stored)
+    assert "exact (TreeSHAP)" in page and "loaded only in the sandbox" in page
     rows = x.head(2)
     answer = _scored(api, personas, "boosted", number, rows)
     assert answer["predictions"] == [int(p) for p in model.predict(rows)]
