@@ -1,7 +1,6 @@
 """Native API of the registry: scoring with decision records, approvals of protected aliases,
 decisions, and package downloads. The MLflow protocol lives in mlflow_api.py."""
 
-import math
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -94,19 +93,6 @@ class PredictOutputSerializer(serializers.Serializer):
     decisions = DecisionSummarySerializer(many=True, required=False)
 
 
-def _plain(value):
-    """numpy scalars and the like as JSON values; a missing (NaN) value as null."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _labels(fields: dict) -> list[str]:
     if fields.get("threshold") is None:
         return []
@@ -117,8 +103,9 @@ def _outcome(prediction, score, fields: dict) -> str:
     if fields.get("threshold") is not None and score is not None:
         below, above = _labels(fields)
         return above if score >= fields["threshold"] else below
-    return str(_plain(prediction[0] if isinstance(prediction, list) and len(prediction) == 1
-                      else prediction))
+    # the scorer's answer is plain JSON already (scorer_process.jsonable)
+    return str(prediction[0] if isinstance(prediction, list) and len(prediction) == 1
+               else prediction)
 
 
 class _PredictApi(OrgApi):
@@ -127,8 +114,8 @@ class _PredictApi(OrgApi):
     def score(self, request, version: ModelVersion, alias: str = "") -> Response:
         if not isinstance(request.data, dict):
             raise ApplicationError("The body must be a JSON object.", kind="invalid")
-        # The data itself is parsed (and checked) by MLflow's parser below; validating it
-        # here too would re-encode every row.
+        # The data itself is parsed (and checked) by MLflow's parser in the model's scorer;
+        # validating it here too would re-encode every row.
         fields = DecisionFieldsSerializer(data={k: v for k, v in request.data.items()
                                                 if k not in scoring.INPUT_FORMATS})
         fields.is_valid(raise_exception=True)
@@ -144,7 +131,7 @@ class _PredictApi(OrgApi):
             raise ApplicationError(f"{len(subjects)} subject(s) for {len(scored.rows)} input "
                                    "row(s); send one per row.", kind="invalid",
                                    fields={"subjects": ["one per input row"]})
-        predictions = _plain(scored.predictions)
+        predictions = scored.predictions
         body = {"predictions": predictions,
                 "model": {"name": version.registered_model.name, "version": version.version,
                           "alias": alias, "package_digest": version.package_digest}}
@@ -164,7 +151,7 @@ class _PredictApi(OrgApi):
             prediction = predictions[i] if len(predictions) == len(rows) else predictions
             score = scoring.finite(explanation.scores[i])
             items.append(decision_services.DecisionInput(
-                subject=subject, inputs=_plain(row), purpose=fields["purpose"],
+                subject=subject, inputs=row, purpose=fields["purpose"],
                 params=request_params,
                 raw_score=score, prediction=prediction,
                 outcome=_outcome(prediction, score, fields),

@@ -344,12 +344,13 @@ class Scorer:
 
 
 def rows_of(data) -> list:
+    """The parsed rows, one mapping or list each (made JSON-able with the whole reply)."""
     if hasattr(data, "to_dict") and hasattr(data, "columns"):
-        return jsonable(data.to_dict(orient="records"))
+        return data.to_dict(orient="records")
     if isinstance(data, dict):  # named tensors: one row per index
         keys = list(data)
-        return jsonable([{k: data[k][i] for k in keys} for i in range(len(data[keys[0]]))])
-    return jsonable(list(data.tolist() if hasattr(data, "tolist") else data))
+        return [{k: data[k][i] for k in keys} for i in range(len(data[keys[0]]))]
+    return list(data.tolist() if hasattr(data, "tolist") else data)
 
 
 # --- the wire ----------------------------------------------------------------------------------

@@ -15,8 +15,7 @@ from django.conf import settings
 from models_registry import scorers
 from models_registry.models import ModelVersion
 from models_registry.packages import package_local_dir
-
-INPUT_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+from models_registry.scorer_process import INPUT_FORMATS
 
 
 @dataclass

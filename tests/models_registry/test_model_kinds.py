@@ -24,11 +24,10 @@ def _registered(client, name: str, info) -> str:
 
 def client_page(personas, version) -> str:
     """The version's page in the web UI, as its owner sees it."""
-    from django.test import Client
+    from tests.web.test_pages import browser
 
-    browser = Client()
-    browser.force_login(personas.alice.user)  # one organization: the session acts in it
-    response = browser.get(f"/models/{version.registered_model.name}/versions/{version.version}/")
+    response = browser(personas.alice).get(
+        f"/models/{version.registered_model.name}/versions/{version.version}/")
     assert response.status_code == 200
     return response.content.decode()
 
