@@ -3,6 +3,8 @@ decisions, and package downloads. The MLflow protocol lives in mlflow_api.py."""
 
 
 from django.http import FileResponse
+from drf_orjson_renderer.parsers import ORJSONParser
+from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -93,6 +95,10 @@ class PredictOutputSerializer(serializers.Serializer):
     decisions = DecisionSummarySerializer(many=True, required=False)
 
 
+SUMMARY_FIELDS = ("subject_ref", "raw_score", "outcome", "base_value", "contributions",
+                  "contribution_method", "contribution_scale")
+
+
 def _labels(fields: dict) -> list[str]:
     if fields.get("threshold") is None:
         return []
@@ -110,6 +116,9 @@ def _outcome(prediction, score, fields: dict) -> str:
 
 class _PredictApi(OrgApi):
     capabilities = {"POST": Capability.READ}  # recording decisions needs WRITE, checked below
+    # a thousand rows in, a thousand decisions out: orjson reads and writes them in C
+    parser_classes = [ORJSONParser]
+    renderer_classes = [ORJSONRenderer]
 
     def score(self, request, version: ModelVersion, alias: str = "") -> Response:
         if not isinstance(request.data, dict):
@@ -166,10 +175,8 @@ class _PredictApi(OrgApi):
                 policy_version=fields["policy_version"], recipients=fields["recipients"]))
         records = decision_services.decisions_record(org=self.org, version=version, items=items,
                                                      actor=self.actor(), alias=alias)
-        return [{"decision_id": str(r.decision_id), "subject_ref": r.subject_ref,
-                 "raw_score": r.raw_score, "outcome": r.outcome, "base_value": r.base_value,
-                 "contributions": r.contributions, "contribution_method": r.contribution_method,
-                 "contribution_scale": r.contribution_scale} for r in records]
+        return [{"decision_id": str(r["decision_id"]), **{k: r[k] for k in SUMMARY_FIELDS}}
+                for r in records]
 
 
 class VersionPredictApi(_PredictApi):

@@ -38,6 +38,11 @@ import socket
 import struct
 import sys
 
+try:  # in the runner environment and the service; a model's own may lack it
+    import orjson
+except ImportError:
+    orjson = None
+
 INPUT_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 LOGISTIC = frozenset({"LogisticRegression", "LogisticRegressionCV"})
 HEADER = struct.Struct(">I")
@@ -193,7 +198,9 @@ class Scorer:
                 from None
         except (ValueError, TypeError, KeyError) as exc:
             raise Refused(f"The model could not score the input: {exc}") from None
-        output = jsonable(output)
+        # arrays as lists (their numbers are made JSON by the wire encoder), anything else
+        # converted here
+        output = output.tolist() if type(output).__name__ == "ndarray" else jsonable(output)
         return output if isinstance(output, list) else [output]
 
     def score_rows(self, frame) -> list[float]:
@@ -246,11 +253,15 @@ class Scorer:
 
     @staticmethod
     def _linear(linear: dict, reference: dict, frame, scores) -> dict:
+        import numpy as np
+
         coef, intercept = linear["coefficients"], linear["intercept"]
         base = intercept + sum(c * reference[k] for k, c in coef.items())
-        contributions = [{k: c * (float(v) - reference[k])
-                          for (k, c), v in zip(coef.items(), row, strict=True)}
-                         for row in frame[list(coef)].itertuples(index=False)]
+        names = list(coef)
+        # coefficient x (value - reference), every row at once
+        values = (frame[names].to_numpy(dtype=float) - [reference[k] for k in names]) \
+            * np.array([coef[k] for k in names])
+        contributions = [dict(zip(names, row, strict=True)) for row in values.tolist()]
         return {"scores": scores, "contributions": contributions, "base_value": base,
                 "method": "linear-exact",
                 "scale": "log-odds" if linear["link"] == "logit" else "score"}
@@ -334,10 +345,10 @@ class Scorer:
                 reply["rows"] = rows_of(data)
                 reply.update(self.explain(data, explain.get("reference") or {},
                                           explain.get("linear")))
-            return jsonable(reply)
+            return reply
         if op == "score":
-            return {"ok": True, "scores": jsonable(self.score_rows(
-                self.frame(request["records"], request.get("columns") or [])))}
+            return {"ok": True, "scores": self.score_rows(
+                self.frame(request["records"], request.get("columns") or []))}
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         return {"ok": False, "kind": "invalid", "message": f"unknown op {op!r}"}
@@ -366,15 +377,35 @@ def _read_exactly(conn, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def _default(value):
+    """What orjson cannot write itself: arrays, NumPy scalars, frames (as jsonable does)."""
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        return value.to_dict(orient="records")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def encode(message: dict) -> bytes:
+    """A message as JSON, non-finite numbers as null: with orjson in one pass in C where it
+    is installed, else through jsonable and the standard library."""
+    if orjson is not None:
+        return orjson.dumps(message, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return json.dumps(jsonable(message), allow_nan=False).encode()
+
+
 def receive(conn) -> dict:
     (size,) = HEADER.unpack(_read_exactly(conn, HEADER.size))
     if size > MAX_MESSAGE:
         raise ValueError(f"a message of {size} bytes is too large")
-    return json.loads(_read_exactly(conn, size))
+    body = _read_exactly(conn, size)
+    return orjson.loads(body) if orjson is not None else json.loads(body)
 
 
 def send(conn, message: dict) -> None:
-    body = json.dumps(message, allow_nan=False).encode()
+    body = encode(message)
     conn.sendall(HEADER.pack(len(body)) + body)
 
 
@@ -403,8 +434,13 @@ def serve(model_dir: str, path: str) -> int:
                 reply = {"ok": False, "kind": "model",
                          "message": f"{type(exc).__name__}: {exc}"}
             try:
-                send(conn, reply)
-            except (OSError, ValueError) as exc:
+                try:
+                    body = encode(reply)
+                except (TypeError, ValueError) as exc:  # e.g. an integer beyond 64 bits
+                    body = encode({"ok": False, "kind": "model",
+                                   "message": f"the model's answer is not JSON: {exc}"})
+                conn.sendall(HEADER.pack(len(body)) + body)
+            except OSError as exc:
                 print(f"could not answer: {exc}", file=sys.stderr, flush=True)
 
 

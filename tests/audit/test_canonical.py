@@ -56,3 +56,28 @@ def test_it_refuses_what_rfc8785_refuses(value):
     refused = _outcome(dumps, value)
     assert isinstance(refused, type) and issubclass(refused, Exception)
     assert refused == _outcome(rfc8785.dumps, value)
+
+
+def _record(rnd: random.Random) -> dict:
+    """A decision-like document: ASCII keys, floats of every magnitude (integral ones too),
+    strings with characters that need escaping: the shape orjson is handed whole."""
+    def number():
+        value = rnd.random() * 10 ** rnd.uniform(-8, 17) * rnd.choice([1, -1])
+        return float(round(value)) if rnd.random() < 0.3 else value
+    return {"subject_ref": _random_str(rnd), "inputs": {f"f{i}": number() for i in range(8)},
+            "raw_score": number(), "labels": [_random_str(rnd), None, True],
+            "count": rnd.randint(-2**53 + 1, 2**53 - 1), "nested": [{"a": number()}]}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_records_handed_to_orjson_whole_match_the_reference(seed):
+    rnd = random.Random(seed)
+    for _ in range(3000):
+        value = [_record(rnd) for _ in range(3)]
+        assert _outcome(dumps, value) == _outcome(rfc8785.dumps, value), repr(value)[:300]
+
+
+def test_a_value_met_twice_is_written_the_same_both_times():
+    shared_plain, shared_exact = {"a": 0.5, "b": [1.0, 2]}, {"\u00e9": 1e-7, "z": 1e300}
+    value = {"x": [shared_plain, shared_exact], "y": [shared_plain, shared_exact]}
+    assert dumps(value) == rfc8785.dumps(value)

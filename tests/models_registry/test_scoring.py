@@ -3,8 +3,10 @@
 import hashlib
 import hmac
 import math
+import uuid
 
 import pytest
+import rfc8785
 
 from audit.models import AuditEvent
 from models_registry.models import Decision, SubjectKey
@@ -77,6 +79,7 @@ def test_a_decision_is_recorded_with_hmac_subject_and_exact_contributions(api, p
     recorded = events.last()
     assert recorded.action == "decisions.scored"
     assert recorded.after["decision_ids"] == [str(record.decision_id)]
+    assert records_digest(recorded.after["decision_ids"]) == recorded.after["records_digest"]
 
     assert record.model_name == "credit-risk" and record.model_version_number == 1
     assert record.package_digest == logistic.package_digest
@@ -213,8 +216,34 @@ def test_a_thousand_rows_are_a_thousand_decisions_under_one_audit_event(api, per
         assert record.provenance == {"income": "core banking\tsystem"}
         assert record.created_at is not None and record.package_digest == logistic.package_digest
     assert AuditEvent.objects.filter(org=personas.org_a).count() == events + 2  # key, decisions
-    assert len(AuditEvent.objects.filter(org=personas.org_a).order_by("seq").last()
-               .after["decision_ids"]) == 1000
+    event = AuditEvent.objects.filter(org=personas.org_a).order_by("seq").last()
+    assert len(event.after["decision_ids"]) == 1000
+    # An auditor recomputes the batch's digest from the stored rows (the database refuses to
+    # change them: a trigger); a row changed all the same would no longer match.
+    assert records_digest(event.after["decision_ids"]) == event.after["records_digest"]
+
+    def tamper(record):
+        if str(record.decision_id) == returned[499]["decision_id"]:
+            record.inputs["income"] += 1
+    assert records_digest(event.after["decision_ids"], tamper) != event.after["records_digest"]
+
+
+def records_digest(decision_ids: list[str], change=None) -> str:
+    """RFC 8785 JSON of every stored field but the key and the review, one object per record
+    in the event's order, hashed: what the audit event of a batch of decisions holds."""
+    review = {"reviewer", "review_action", "reviewed_at"}
+    fields = [f for f in Decision._meta.concrete_fields
+              if not f.primary_key and f.name not in review]
+    stored = {str(d.decision_id): d for d in Decision.objects.filter(decision_id__in=decision_ids)}
+    for record in stored.values():
+        (change or (lambda record: None))(record)
+
+    def plain(value):
+        return str(value) if isinstance(value, uuid.UUID) else \
+            value.isoformat() if hasattr(value, "isoformat") else value
+    body = [{f.attname: plain(f.value_from_object(stored[i])) for f in fields}
+            for i in decision_ids]
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(body)).hexdigest()
 
 
 def test_a_pickled_model_is_packaged_and_scored_in_the_sandbox(api, personas, make_version):
