@@ -183,7 +183,8 @@ class VersionPredictApi(_PredictApi):
     @extend_schema(request=PredictInputSerializer, responses=PredictOutputSerializer,
                    summary="Score rows with a model version; with subjects, record decisions")
     def post(self, request, name: str, version: str):
-        model_version = selectors.model_version_get(org=self.org, name=name, version=version)
+        model_version = selectors.model_version_to_score(org=self.org, name=name,
+                                                         version=version)
         return self.score(request, model_version)
 
 
@@ -192,7 +193,8 @@ class AliasPredictApi(_PredictApi):
                    summary="Score rows with the version an alias names; with subjects, record "
                            "decisions")
     def post(self, request, name: str, alias: str):
-        model_version = selectors.model_version_by_alias(org=self.org, name=name, alias=alias)
+        model_version = selectors.model_version_to_score_by_alias(org=self.org, name=name,
+                                                                  alias=alias)
         return self.score(request, model_version, alias=alias)
 
 
