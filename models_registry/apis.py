@@ -175,7 +175,7 @@ class _PredictApi(OrgApi):
                 policy_version=fields["policy_version"], recipients=fields["recipients"]))
         records = decision_services.decisions_record(org=self.org, version=version, items=items,
                                                      actor=self.actor(), alias=alias)
-        return [{"decision_id": str(r["decision_id"]), **{k: r[k] for k in SUMMARY_FIELDS}}
+        return [{"decision_id": r["decision_id"], **{k: r[k] for k in SUMMARY_FIELDS}}
                 for r in records]
 
 
