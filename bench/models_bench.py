@@ -18,6 +18,7 @@ stopped by PID in a `finally`. Loopback only.
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -47,6 +48,7 @@ ROOT, PEER, MLFLOW_VERSION = harness.ROOT, harness.PEER, harness.MLFLOW_VERSION
 services = harness.services
 LF, ML = "ledgerflow", "mlflow"
 MODEL_NAME = "bench-credit"
+PYFUNC_NAME = "bench-pyfunc"  # the same scores from a custom PythonModel
 FEATURES = [f"f{i}" for i in range(8)]
 PURPOSE = "credit scoring"
 REGISTER_TIMEOUT = 180  # s, one registration to READY
@@ -150,14 +152,42 @@ def tracking(url: str, token: str | None):
             os.environ["MLFLOW_TRACKING_TOKEN"] = saved
 
 
-def log_and_register(client: wl.Client, token: str | None, model, X, tag: str, count: int) -> dict:
-    """log_model once, then `count` x mlflow.register_model; each timed to READY by polling
+def log_sklearn(model, X):
+    return lambda mlflow: mlflow.sklearn.log_model(model, name="model", input_example=X[:5])
+
+
+class WeightedSum:
+    """A custom pyfunc (mlflow.pyfunc.PythonModel, pickled by cloudpickle): what a data
+    scientist logs when no flavor fits. Defined here, so cloudpickle ships it by value."""
+
+    def __init__(self, weights: list[float]):
+        self.weights = weights
+
+    def predict(self, context, model_input, params=None):
+        return (model_input[FEATURES].to_numpy() @ self.weights).tolist()
+
+
+def log_pyfunc(model, X):
+    import mlflow.pyfunc
+
+    python_model = type("BenchPyfunc", (WeightedSum, mlflow.pyfunc.PythonModel), {})(
+        model.coef_[0].tolist())
+    requirements = [f"{name}=={importlib.metadata.version(name)}"
+                    for name in ("mlflow-skinny", "numpy", "pandas", "cloudpickle")]
+    return lambda mlflow: mlflow.pyfunc.log_model(
+        name="model", python_model=python_model, input_example=X[:5],
+        pip_requirements=requirements)
+
+
+def log_and_register(client: wl.Client, token: str | None, log, tag: str, count: int,
+                     name: str = MODEL_NAME) -> dict:
+    """`log(mlflow)` once, then `count` x mlflow.register_model; each timed to READY by polling
     model-versions/get every 50 ms beside the client's own wait (which polls every 3 s)."""
     with tracking(client.base, token) as mlflow:
         mlflow.set_experiment(f"models-bench-{tag}")
         with mlflow.start_run():
             t0 = time.perf_counter()
-            info = mlflow.sklearn.log_model(model, name="model", input_example=X[:5])
+            info = log(mlflow)
             log_s = time.perf_counter() - t0
         rows = []
         for i in range(count):
@@ -166,7 +196,7 @@ def log_and_register(client: wl.Client, token: str | None, model, X, tag: str, c
 
             def register(done=done):
                 try:
-                    mv = mlflow.register_model(info.model_uri, MODEL_NAME,
+                    mv = mlflow.register_model(info.model_uri, name,
                                                await_registration_for=REGISTER_TIMEOUT)
                     done["version"], done["status"] = mv.version, mv.status
                 except Exception as exc:  # reported below
@@ -180,7 +210,7 @@ def log_and_register(client: wl.Client, token: str | None, model, X, tag: str, c
             while time.perf_counter() - t0 < REGISTER_TIMEOUT + 10:
                 try:
                     last = client.call("GET", "/api/2.0/mlflow/model-versions/get",
-                                       params={"name": MODEL_NAME, "version": str(expected)})
+                                       params={"name": name, "version": str(expected)})
                     mv = last["model_version"]
                     if mv["status"] == "READY":
                         ready_at = time.perf_counter()
@@ -211,6 +241,13 @@ def log_and_register(client: wl.Client, token: str | None, model, X, tag: str, c
             "ready_p50_s": statistics.median(r["ready_s"] for r in rows),
             "register_model_p50_s": statistics.median(r["register_model_s"] for r in rows),
             "server_p50_s": statistics.median(r["server_s"] for r in rows)}
+
+
+def cold_request(client: wl.Client, path: str, body: bytes) -> dict:
+    """The first request a version ever gets: its scorer starts (sandbox, imports, load)."""
+    t0 = time.perf_counter()
+    client.call("POST", path, body, session=client.new_session())
+    return {"ms": (time.perf_counter() - t0) * 1000}
 
 
 def download(lf: wl.Client, token: str, dst: Path) -> Path:
@@ -318,7 +355,15 @@ def table(run: Run, args, memory: dict) -> tuple[str, list[dict]]:
          ("register", ML, "ready_p50_s"), False, "{:.2f}"),
         ("  mlflow.register_model() p50 s (polls 3 s)", ("register", "register_model_p50_s"),
          ("register", ML, "register_model_p50_s"), False, "{:.2f}"),
+        ("  packaging in the worker p50 s (sklearn, skops)", ("register", "server_p50_s"),
+         ("register", ML, "server_p50_s"), False, "{:.2f}"),
+        ("register -> READY p50 s, PythonModel (3)", ("register-pyfunc", "ready_p50_s"),
+         ("register", ML, "ready_p50_s"), False, "{:.2f}"),
+        ("  packaging in the worker p50 s (PythonModel)", ("register-pyfunc", "server_p50_s"),
+         ("register", ML, "server_p50_s"), False, "{:.2f}"),
         ("first request after start, 1 row ms", ("cold", "ms"), ("cold", ML, "ms"), False,
+         "{:.1f}"),
+        ("  the same, PythonModel ms", ("cold-pyfunc", "ms"), ("cold", ML, "ms"), False,
          "{:.1f}"),
     ]
     for rows, n, tag in ((1, S, "1 row"), (1000, B, "1,000 rows")):
@@ -421,7 +466,9 @@ def main() -> int:
             mlflow.sklearn.save_model(model, str(tmp / "warm-up-model"), input_example=X[:5])
         for client, tok in ((lf, token), (ms, None)):
             run.step("register", client.name, lambda c=client, t=tok: log_and_register(
-                c, t, model, X, tag, args.registrations))
+                c, t, log_sklearn(model, X), tag, args.registrations))
+        run.step("register-pyfunc", LF, lambda: log_and_register(
+            lf, token, log_pyfunc(model, X), f"{tag}-pyfunc", 3, PYFUNC_NAME))
         harness.stop_tree(ms_proc)  # registration only; keep the CPUs for scoring
         model_dir = tmp / "served"
         run.step("download", LF, lambda: {"path": str(download(lf, token, model_dir))})
@@ -445,11 +492,10 @@ def main() -> int:
         try:
             one = bodies(X, 1, 1, None, 0)
             for client in (lf, mm):
-                def cold(client=client):
-                    t0 = time.perf_counter()
-                    client.call("POST", paths[client.name], one[0], session=client.new_session())
-                    return {"ms": (time.perf_counter() - t0) * 1000}
-                run.step("cold", client.name, cold)
+                run.step("cold", client.name,
+                         lambda c=client: cold_request(c, paths[c.name], one[0]))
+            run.step("cold-pyfunc", LF, lambda: cold_request(
+                lf, f"/api/v1/models/{PYFUNC_NAME}/versions/1/predict", one[0]))
             for client in (lf, mm):  # warm every worker: new connections, a few each
                 for body in bodies(X, 1, 4 * args.workers, None, 10):
                     with contextlib.suppress(wl.BenchError):

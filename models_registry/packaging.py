@@ -187,14 +187,25 @@ def check_nested(directory: Path) -> list[str]:
 
 def serialization_of(directory: Path, flavors: dict) -> dict:
     """How the model is stored, for the manifest and the UI: informational only, since every
-    format is loaded in the sandbox. A skops file's types are listed exactly as skops names
-    them (never matched by prefix), with those skops itself does not trust."""
+    format is loaded in the sandbox. The format is that of what the python_function flavor
+    loads (what the scorer, `mlflow models serve` and pyfunc.load_model load), whatever
+    another flavor says. A skops file's types are listed exactly as skops names them (never
+    matched by prefix), with those skops itself does not trust, and the types the MLmodel
+    tells skops to trust."""
     sklearn = flavors.get("sklearn") or {}
     pyfunc = flavors.get("python_function") or {}
-    found = {"format": sklearn.get("serialization_format") or
-             ("cloudpickle" if pyfunc.get("python_model") else "") or
-             pyfunc.get("loader_module", ""),
-             "bundles_code": bool(pyfunc.get("code") or sklearn.get("code"))}
+    loader = pyfunc.get("loader_module", "")
+    if pyfunc.get("python_model") or loader == "mlflow.pyfunc.model":
+        format_ = "cloudpickle"  # the python_model, unpickled on load
+    elif loader in ("", "mlflow.sklearn"):
+        format_ = sklearn.get("serialization_format") or loader
+    else:
+        format_ = loader
+    found = {"format": format_, "bundles_code": bool(pyfunc.get("code") or sklearn.get("code"))}
+    trusted = sklearn.get("skops_trusted_types")
+    if trusted:
+        found["trusted_types"] = sorted(str(name) for name in (
+            trusted if isinstance(trusted, list) else [trusted]))
     if found["format"] == "skops" and sklearn.get("pickled_model"):
         from skops.io import get_untrusted_types
 

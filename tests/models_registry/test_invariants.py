@@ -115,3 +115,20 @@ def test_skops_types_are_listed_exactly_as_skops_names_them(tmp_path):
     skops.io.dump({"run": numpy.testing._private.utils.runstring}, tmp_path / "model.skops")
     assert "numpy.testing._private.utils.runstring" in \
         serialization_of(tmp_path, flavors)["untrusted_types"]
+
+
+def test_the_format_recorded_is_what_the_pyfunc_flavor_loads(tmp_path):
+    """A clean skops sklearn flavor beside a python_function flavor that unpickles a
+    python_model: what is served is the pickle, and the manifest says so; the types the
+    MLmodel tells skops to trust are recorded as given."""
+    from models_registry.packaging import serialization_of
+
+    flavors = {"python_function": {"loader_module": "mlflow.pyfunc.model",
+                                   "python_model": "python_model.pkl"},
+               "sklearn": {"serialization_format": "skops", "pickled_model": "model.skops",
+                           "skops_trusted_types": ["numpy.testing._private.utils.runstring"]}}
+    found = serialization_of(tmp_path, flavors)
+    assert found["format"] == "cloudpickle"
+    assert found["trusted_types"] == ["numpy.testing._private.utils.runstring"]
+    assert serialization_of(tmp_path, {"python_function": {"loader_module": "mlflow.lightgbm"}})[
+        "format"] == "mlflow.lightgbm"
