@@ -108,12 +108,57 @@ class AuditVerifyApi(OrgApi):
         return self.post(request)
 
 
-class AuditCheckpointListApi(OrgApi):
+FORMATS = ("json", "note")
+FORMAT_PARAMETER = OpenApiParameter(
+    "format", enum=list(FORMATS),
+    description="`note` answers with the signed checkpoint note itself (text/plain), the file "
+                "`python -m audit.offline --checkpoint` reads")
+
+
+class CheckpointFormatMixin:
+    # `?format=json|note` on the checkpoint endpoints. DRF reads ?format= as a renderer
+    # override and answers a bare 404 for any it has no renderer for ("note" included); here
+    # negotiation falls back to JSON (for errors) and get() names a bad value in a 400.
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(
+            request, force=force or self.wanted_format(request) != "json")
+
+    @staticmethod
+    def wanted_format(request) -> str:
+        return request.query_params.get("format") or "json"
+
+    def check_format(self, request) -> str:
+        wanted = self.wanted_format(request)
+        if wanted not in FORMATS:
+            raise ApplicationError(
+                f"Unknown format {wanted!r}: use format=json or format=note.",
+                fields={"format": [f"one of {', '.join(FORMATS)}"]})
+        return wanted
+
+    def note_response(self, checkpoint: AuditCheckpoint) -> HttpResponse:
+        response = HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+        name = f"{self.org.slug}-checkpoint-{checkpoint.tree_size}.txt"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class AuditCheckpointListApi(CheckpointFormatMixin, OrgApi):
     capabilities = AUDIT
 
-    @extend_schema(responses=CheckpointOutputSerializer(many=True), summary="Signed checkpoints")
+    @extend_schema(parameters=[FORMAT_PARAMETER],
+                   responses={200: CheckpointOutputSerializer(many=True),
+                              (200, "text/plain"): str},
+                   summary="Signed checkpoints, newest first; ?format=note downloads the "
+                           "latest one's signed note")
     def get(self, request):
         checkpoints = self.scoped(AuditCheckpoint).order_by("-tree_size")
+        if self.check_format(request) == "note":
+            latest = checkpoints.first()
+            if latest is None:
+                raise ApplicationError("No checkpoint has been signed yet: POST to this URL "
+                                       "signs one.", kind="not_found")
+            return self.note_response(latest)
         return Response(CheckpointOutputSerializer(checkpoints, many=True).data)
 
     @extend_schema(request=None, responses={201: CheckpointOutputSerializer},
@@ -123,26 +168,18 @@ class AuditCheckpointListApi(OrgApi):
         return Response(CheckpointOutputSerializer(checkpoint).data, status=201)
 
 
-class AuditCheckpointDetailApi(OrgApi):
+class AuditCheckpointDetailApi(CheckpointFormatMixin, OrgApi):
     capabilities = AUDIT
 
-    @extend_schema(parameters=[OpenApiParameter("format", enum=["json", "note"])],
-                   responses=CheckpointOutputSerializer,
+    @extend_schema(parameters=[FORMAT_PARAMETER],
+                   responses={200: CheckpointOutputSerializer, (200, "text/plain"): str},
                    summary="One checkpoint; ?format=note downloads the signed note itself")
     def get(self, request, tree_size: int):
+        wanted = self.check_format(request)
         checkpoint = self.get_scoped(AuditCheckpoint, tree_size=tree_size)
-        if request.query_params.get("format") == "note":
-            response = HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
-            name = f"{self.org.slug}-checkpoint-{tree_size}.txt"
-            response["Content-Disposition"] = f'attachment; filename="{name}"'
-            return response
+        if wanted == "note":
+            return self.note_response(checkpoint)
         return Response(CheckpointOutputSerializer(checkpoint).data)
-
-    def perform_content_negotiation(self, request, force=False):
-        # DRF treats ?format= as a renderer override and answers 404 for "note", which no
-        # renderer has; fall back to JSON (for errors) and let get() return the note itself.
-        force = force or request.query_params.get("format") == "note"
-        return super().perform_content_negotiation(request, force=force)
 
 
 class AuditConsistencyApi(OrgApi):

@@ -65,40 +65,67 @@ class NoteError(ValueError):
     """A checkpoint note that is malformed or whose signature does not verify."""
 
 
+def _split(note: str) -> tuple[str, list[tuple[int, str]]]:
+    """The signed body (with its final newline) and the signature lines, numbered as lines of
+    the note. Line ends are normalised first: the body the server signs has plain LF ones, and
+    a note kept on Windows or with a trailing empty line is still the same note."""
+    note = note.replace("\r\n", "\n").rstrip("\n") + "\n"
+    body, sep, signatures = note.rpartition("\n\n")
+    if not sep or not body:
+        raise NoteError("not a signed note: no blank line separates the checkpoint from its "
+                        "signature lines")
+    first = body.count("\n") + 3  # after the body's lines and the blank line
+    return body + "\n", list(enumerate(signatures.splitlines(), first))
+
+
+def _signature(number: int, line: str) -> tuple[str, bytes]:
+    """(signer name, key id || signature) of signature line `number`."""
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[0] != DASH or not parts[1]:
+        raise NoteError(f"line {number} is not a signature line "
+                        f"('{DASH} <key name> <base64 signature>'): {line[:80]!r}")
+    try:
+        raw = base64.b64decode(parts[2], validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) < 5:
+        raise NoteError(f"line {number}: the signature by '{parts[1]}' is not base64 of a key id "
+                        f"and a signature")
+    return parts[1], raw
+
+
 def _parse_body(body: str) -> Checkpoint:
     lines = body[:-1].split("\n")
-    if len(lines) < 3:
-        raise NoteError("checkpoint body needs origin, size and root hash lines")
+    if len(lines) < 3 or not lines[0]:
+        raise NoteError("a checkpoint needs an origin (line 1), a tree size (line 2) and a root "
+                        f"hash (line 3); this one starts {body[:80]!r}")
+    if not lines[1].isascii() or not lines[1].isdigit():
+        raise NoteError(f"line 2 (tree size) is {lines[1][:80]!r}, not a number")
     try:
-        size = int(lines[1])
         root = base64.b64decode(lines[2], validate=True)
-    except ValueError as exc:
-        raise NoteError(f"bad size or root hash line: {exc}") from None
-    if size < 0 or len(root) != 32:
-        raise NoteError("bad size or root hash")
-    return Checkpoint(lines[0], size, root, tuple(lines[3:]))
+    except ValueError:
+        root = b""
+    if len(root) != 32:
+        raise NoteError(f"line 3 (root hash) is {lines[2][:80]!r}, not the base64 of a 32-byte "
+                        "hash")
+    return Checkpoint(lines[0], int(lines[1]), root, tuple(lines[3:]))
 
 
 def open_note(note: str, name: str, public_key: Ed25519PublicKey) -> Checkpoint:
-    """Verify a signed checkpoint and return its content; raise NoteError otherwise."""
-    body, sep, signatures = note.rpartition("\n\n")
-    if not sep or not body:
-        raise NoteError("not a signed note: no blank line before the signatures")
-    body += "\n"
+    """Verify a signed checkpoint and return its content; raise NoteError otherwise, naming
+    the line of the note that is malformed."""
+    body, signatures = _split(note)
+    checkpoint = _parse_body(body)
     wanted = key_id(name, public_key)
-    for line in signatures.splitlines():
-        dash, _, rest = line.partition(" ")
-        signer, _, blob = rest.partition(" ")
-        if dash != DASH or signer != name:
-            continue
-        raw = base64.b64decode(blob)
-        if raw[:4] != wanted:
+    for number, line in signatures:
+        signer, raw = _signature(number, line)
+        if signer != name or raw[:4] != wanted:
             continue
         try:
             public_key.verify(raw[4:], body.encode())
         except InvalidSignature:
             raise NoteError("the checkpoint's signature does not verify") from None
-        return _parse_body(body)
+        return checkpoint
     raise NoteError(f"no signature by key '{name}' on the checkpoint")
 
 
@@ -119,8 +146,8 @@ def parse_verifier_key(text: str) -> tuple[str, Ed25519PublicKey]:
 def open_note_by_any(note: str, keys: dict[str, Ed25519PublicKey]) -> Checkpoint:
     """Verify a checkpoint signed by any of `keys` (name -> public key): the current key and
     those retired by rotations."""
-    signers = {line.split(" ")[1] for line in note.rpartition("\n\n")[2].splitlines()
-               if line.startswith(DASH + " ") and line.count(" ") >= 2}
+    _, signatures = _split(note)
+    signers = {_signature(number, line)[0] for number, line in signatures}
     known = [name for name in keys if name in signers]
     if not known:
         raise NoteError(f"the checkpoint is signed by {', '.join(sorted(signers)) or 'no one'}; "

@@ -2,11 +2,15 @@
 
     ledgerflow run URI [-e ENTRY] [-P key=value ...] [--version REF] [--experiment-name NAME]
                    [--env-manager local|virtualenv|conda] [--timeout SECONDS] [--wait]
+    ledgerflow status RUN_ID [--wait]
 
 URI is a Git URL (https://, ssh://), a local project directory (uploaded as an archive) or a
 .tar.gz/.zip archive. The server and credentials come from MLFLOW_TRACKING_URI and
 MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME/PASSWORD), as the mlflow CLI reads them.
-With --wait the output is followed until the run ends; the exit status is 0 only for FINISHED.
+`run` prints the run's web page and, without --wait, the run's id on stdout and the command
+that follows it. `status` shows a submitted run; with --wait (as `run --wait`) its output is
+followed from the start until the run ends, and the exit status is 0 only for FINISHED.
+Without --wait, `status` exits 1 for a run that FAILED or was KILLED, 0 otherwise.
 No Django here: this runs on a data scientist's machine.
 """
 
@@ -17,6 +21,7 @@ import os
 import sys
 import tarfile
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -101,15 +106,25 @@ def submit(session, base: str, args) -> dict:
     return response.json()
 
 
-def follow(session, base: str, run_id: str, out=sys.stdout, err=sys.stderr) -> dict:
+def _get(session, url: str, **params) -> dict:
+    response = session.get(url, params=params or None, timeout=60)
+    if response.status_code == 404:
+        sys.exit(f"Not found: {url} (no such project run in your organization).")
+    if response.status_code != 200:
+        sys.exit(f"The server answered {response.status_code} for {url}: {response.text}")
+    return response.json()
+
+
+def follow(session, base: str, run_id: str, out=None, err=None) -> dict:
+    """Copy the run's output from the start until it ends; returns the run as it ended."""
+    out, err = out or sys.stdout, err or sys.stderr  # looked up now: callers may swap them
     offsets = {"stdout": 0, "stderr": 0}
+    run_api = f"{base}/api/v1/projects/runs/{run_id}/"
     while True:
-        status = session.get(f"{base}/api/v1/projects/runs/{run_id}/", timeout=60).json()
+        status = _get(session, run_api)
         for stream, sink in (("stdout", out), ("stderr", err)):
             while True:
-                chunk = session.get(f"{base}/api/v1/projects/runs/{run_id}/logs",
-                                    params={"stream": stream, "offset": offsets[stream]},
-                                    timeout=60).json()
+                chunk = _get(session, f"{run_api}logs", stream=stream, offset=offsets[stream])
                 if chunk["text"]:
                     sink.write(chunk["text"])
                     sink.flush()
@@ -121,7 +136,70 @@ def follow(session, base: str, run_id: str, out=sys.stdout, err=sys.stderr) -> d
         time.sleep(1)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_page(base: str, run_id: str) -> str:
+    """The run's page in the web UI (the tracking run is linked from there)."""
+    return f"{base}/projects/runs/{run_id}/"
+
+
+def _program() -> str:
+    """How this CLI was started, so the printed command works when pasted back."""
+    started = sys.argv[0] if sys.argv else ""
+    return started if Path(started).name == "ledgerflow" else "ledgerflow"
+
+
+def _follow_hint(run_id: str) -> str:
+    return f"{_program()} status {run_id} --wait"
+
+
+def _wait(session, base: str, run_id: str) -> int:
+    try:
+        final = follow(session, base, run_id)
+    except KeyboardInterrupt:
+        # Stopping the CLI stops following, not the run: it goes on on the server.
+        print(f"\n=== Stopped following; the run goes on. Follow it again with: "
+              f"{_follow_hint(run_id)} ===", file=sys.stderr)
+        return 130
+    message = f": {final['status_message']}" if final["status_message"] else ""
+    print(f"=== Run {run_id} {final['status']}{message} ===", file=sys.stderr)
+    return 0 if final["status"] == "FINISHED" else 1
+
+
+def run_command(session, base: str, args) -> int:
+    submitted = submit(session, base, args)
+    run_id = submitted["id"]
+    print(f"=== Submitted project run {run_id} (tracking run {submitted['run_id']}) ===\n"
+          f"=== View it at {run_page(base, run_id)} ===", file=sys.stderr)
+    if args.wait:
+        return _wait(session, base, run_id)
+    print(f"=== Follow it with: {_follow_hint(run_id)} ===", file=sys.stderr)
+    print(run_id)  # stdout: the id, for scripts (RUN=$(ledgerflow run ...))
+    return 0
+
+
+def status_command(session, base: str, args) -> int:
+    run_id = str(args.run_id)
+    if args.wait:
+        print(f"=== View it at {run_page(base, run_id)} ===", file=sys.stderr)
+        return _wait(session, base, run_id)
+    status = _get(session, f"{base}/api/v1/projects/runs/{run_id}/")
+    message = f": {status['status_message']}" if status["status_message"] else ""
+    print(f"Project run {run_id}: {status['status']}{message}\n"
+          f"Tracking run: {status['run_id']} (experiment {status['experiment_id']})\n"
+          f"Web page: {run_page(base, run_id)}")
+    if status["status"] not in DONE:
+        print(f"Follow it with: {_follow_hint(run_id)}")
+    return 1 if status["status"] in ("FAILED", "KILLED") else 0
+
+
+def _run_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a project run id (the UUID `ledgerflow run` printed)") from None
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgerflow")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run an MLproject on the server's workers")
@@ -134,18 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--env-manager", choices=["local", "virtualenv", "conda"], default="local")
     run.add_argument("--timeout", type=int, help="seconds")
     run.add_argument("--wait", action="store_true", help="follow the output until it ends")
-    args = parser.parse_args(argv)
+    status = commands.add_parser("status", help="show a project run; --wait follows it")
+    status.add_argument("run_id", type=_run_id, help="the project run's id")
+    status.add_argument("--wait", action="store_true",
+                        help="print its output from the start and follow it until it ends")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     session, base = _session()
-    submitted = submit(session, base, args)
-    print(f"=== Submitted project run {submitted['id']} (tracking run {submitted['run_id']}) ===",
-          file=sys.stderr)
-    if not args.wait:
-        return 0
-    final = follow(session, base, submitted["id"])
-    message = f": {final['status_message']}" if final["status_message"] else ""
-    print(f"=== Run {submitted['id']} {final['status']}{message} ===", file=sys.stderr)
-    return 0 if final["status"] == "FINISHED" else 1
+    command = run_command if args.command == "run" else status_command
+    try:
+        return command(session, base, args)
+    except requests.ConnectionError as exc:
+        sys.exit(f"Cannot reach the Ledgerflow server at {base} (MLFLOW_TRACKING_URI): {exc}")
 
 
 if __name__ == "__main__":

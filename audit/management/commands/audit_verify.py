@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.offline import counted
 from audit.services import audit_verify_org
 from tenancy.models import Organization
 
@@ -22,8 +23,8 @@ class Command(BaseCommand):
         for organization in orgs:
             verdict = audit_verify_org(organization)
             if verdict.ok:
-                self.stdout.write(f"{organization.slug}: OK ({verdict.events} events, "
-                                  f"{verdict.checkpoints} checkpoints)")
+                self.stdout.write(f"{organization.slug}: OK ({counted(verdict.events, 'event')}, "
+                                  f"{counted(verdict.checkpoints, 'checkpoint')})")
             else:
                 failed.append(organization.slug)
                 self.stdout.write(f"{organization.slug}: FAILED at #{verdict.first_bad_seq}: "
