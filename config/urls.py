@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health, metrics
@@ -25,6 +28,10 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("metrics", metrics.metrics, name="metrics"),
+    # what browsers ask for on every page (and admin pages, API docs) without a <link rel=icon>;
+    # lazy: the static files' manifest is read on the first request, not at import
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("ledgerflow/favicon.svg")),
+         name="favicon"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     path("", include("tenancy.web_urls")),
