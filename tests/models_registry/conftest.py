@@ -85,13 +85,25 @@ def registered(live_worker, mlflow_as, personas):  # noqa: F811  (the imported f
 
 
 def save_model_dir(kind: str, target) -> None:
-    """A real sklearn model directory (MLmodel, model, input example) at `target`."""
+    """A real model directory (MLmodel, model, input example) at `target`: sklearn, or
+    LightGBM for "boosted"."""
     import mlflow.sklearn
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
 
     x, y = training_data()
     extra = {}
+    if kind == "boosted":  # gradient-boosted trees: exact TreeSHAP contributions
+        from importlib.metadata import version
+
+        import lightgbm
+        import mlflow.lightgbm
+
+        model = lightgbm.LGBMClassifier(n_estimators=20, max_depth=3, verbose=-1).fit(x, y)
+        mlflow.lightgbm.save_model(model, str(target), input_example=x.head(5),
+                                   pip_requirements=[*requirements(),
+                                                     f"lightgbm=={version('lightgbm')}"])
+        return
     if kind == "logistic":
         model = LogisticRegression(max_iter=500)
     elif kind == "pickled":  # runs code on load: loaded only in the sandbox
@@ -130,7 +142,7 @@ def saved_models(tmp_path_factory) -> dict:
     """One saved model directory per kind for the whole session (same files, same digest)."""
     root = tmp_path_factory.mktemp("saved-models")
     dirs = {}
-    for kind in ("logistic", "tree", "pickled"):
+    for kind in ("logistic", "tree", "pickled", "boosted"):
         save_model_dir(kind, root / kind)
         dirs[kind] = root / kind
     return dirs

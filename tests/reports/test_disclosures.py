@@ -166,6 +166,36 @@ def test_a_subject_scored_by_two_versions_gets_a_pdf_with_their_data_and_no_one_
         assert "C-1001" not in trail and "Mustermann" not in trail
 
 
+@pytest.mark.postgres_only
+def test_a_decision_of_gradient_boosted_trees_is_explained_by_its_exact_shapley_values(
+        api, personas, roles, profiles, make_version, reports_worker, tmp_path):
+    """A LightGBM model (scored in its sandbox, contributions by TreeSHAP): the PDF names the
+    method in words, and its effects are the recorded ones."""
+    from reports import texts
+
+    make_version(personas.org_a, "credit-risk", "boosted")
+    decision = score(api(personas.alice), "credit-risk", 1, "C-1001", MINE)
+    assert decision["contribution_method"] == "tree-shap"
+    officer = api(roles[OFFICER])
+    describe_features(officer)
+    created = officer.post(URL, request_body(language="en"), format="json")
+    assert created.status_code == 201, created.content
+    version = wait_ready(officer, created.json()["id"])["versions"][0]
+    assert version["status"] == "READY", version
+    path = tmp_path / "tree-shap.pdf"
+    path.write_bytes(b"".join(officer.get(f"{URL}{created.json()['id']}/pdf").streaming_content))
+    text = " ".join(pdf_tool("pdftotext", str(path), "-").split())
+    assert " ".join(texts.EN["method_tree_shap"].split())[:60] in text
+    assert "Late payments in the last 2 years" in text
+    subprocess.run(["pdfdetach", "-save", "1", "-o", str(tmp_path / "d.json"), str(path)],
+                   check=True)
+    (disclosed,) = json.loads((tmp_path / "d.json").read_bytes())["decisions"]
+    assert disclosed["contribution_method"] == "tree-shap"
+    assert {c["feature"]: c["contribution"] for c in disclosed["contributions"]} == \
+        pytest.approx(decision["contributions"])
+    assert disclosed["base_value"] == pytest.approx(decision["base_value"])
+
+
 def assert_counterfactuals_hold(described: list, records: dict) -> None:
     """What each counterfactual claims is what the model returns for the changed input."""
     from models_registry.scoring import score_rows
