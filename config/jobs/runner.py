@@ -20,7 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -72,9 +71,10 @@ def _send(pk: int, kind_name: str, queue: str, countdown: float = 0) -> None:
     """Hand a job to the broker: a task named after its kind (config/jobs/tasks.py), on the
     kind's queue. If the broker is down, the job stays QUEUED and the sweeper hands it over
     later; a message sent twice is harmless (a job is claimed once)."""
+    from config.celery import app  # the service's own app, whatever this thread's current one
+
     try:
-        current_app.send_task(kind_name, kwargs={"job": pk}, queue=queue,
-                              countdown=countdown or None)
+        app.send_task(kind_name, kwargs={"job": pk}, queue=queue, countdown=countdown or None)
     except Exception:
         logger.exception("could not hand job %s to the %s queue; the sweeper will", pk, queue)
 

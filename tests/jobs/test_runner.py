@@ -238,3 +238,24 @@ def test_kinds_are_declared_with_known_queues_and_looked_up_by_name():
     assert {kind_of(n).queue for n in ("projects.run", "models_registry.package",
                                        "reports.generate")} == {"projects", "packaging",
                                                                  "reports"}
+
+
+def test_a_job_goes_to_the_services_broker_whatever_app_is_current(
+        db, monkeypatch, django_capture_on_commit_callbacks):
+    """Creating another Celery app makes it this thread's current app (a test of the embedded
+    broker does): a job must still reach the service's own broker, not the other app's."""
+    from celery import Celery, current_app
+
+    from config.celery import app as ours
+
+    sent = []
+    monkeypatch.setattr(ours, "send_task", lambda name, **kw: sent.append((name, kw["queue"])))
+    other = Celery("elsewhere", set_as_current=True)
+    monkeypatch.setattr(other, "send_task", lambda *a, **kw: pytest.fail("sent elsewhere"))
+    try:
+        assert current_app._get_current_object() is other
+        with django_capture_on_commit_callbacks(execute=True):
+            submitted()
+    finally:
+        ours.set_current()
+    assert sent == [(KIND, "default")]

@@ -222,9 +222,11 @@ def test_concurrent_senders_and_a_worker_lose_no_message_and_no_worker(monkeypat
              "--beat", "--schedule", str(tmp_path / "beat-schedule")],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
+    from config.celery import app as ours
+
     try:
         namespace: dict = {}
-        exec(APP, namespace)
+        exec(APP, namespace)  # a Celery() becomes this process's current app: given back below
         answers: dict = {}
         senders = [threading.Thread(target=_send, args=(namespace["app"], f"s{n}", 50, answers))
                    for n in range(4)]
@@ -236,6 +238,10 @@ def test_concurrent_senders_and_a_worker_lose_no_message_and_no_worker(monkeypat
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
         _stop(worker)
+        # the service's app is the current one again: the job runner sends through
+        # current_app, and later tests in this process must reach their own broker
+        ours.set_current()
+        ours.set_default()
     output = log.read_text()
     assert "filesystem-atomic://" in output  # it was our transport the worker consumed from
     assert "JSONDecodeError" not in output and "Unrecoverable" not in output, output[-3000:]
