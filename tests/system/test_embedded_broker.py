@@ -20,6 +20,7 @@ from kombu import Connection
 from kombu.transport import filesystem
 
 from config import broker
+from tests.models_registry.test_registry_client import _stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRUBBED = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL",
@@ -177,15 +178,6 @@ def ping(payload):
 """
 
 
-def _stop(proc) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def test_make_run_settings_put_the_worker_on_this_transport(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.local",
@@ -237,7 +229,7 @@ def test_concurrent_senders_and_a_worker_lose_no_message_and_no_worker(monkeypat
         assert answers == {f"s{n}": [f"pong:s{n}-{i}" for i in range(50)] for n in range(4)}
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
-        _stop(worker)
+        _stop(worker, signal.SIGTERM)
         # the service's app is the current one again: the job runner sends through
         # current_app, and later tests in this process must reach their own broker
         ours.set_current()
