@@ -99,7 +99,7 @@ def _plain(value, marks: list, seen: dict):
                 break
             # the commonest values inline (a call per number is most of the cost)
             if (type(item) is float and 1e-5 <= abs(item) < 1e16 and not item.is_integer()) \
-                    or type(item) is str:
+                    or type(item) is str or item is None:
                 plain[key] = item
             else:
                 plain[key] = _plain(item, marks, seen)

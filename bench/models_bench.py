@@ -374,6 +374,12 @@ def table(run: Run, args, memory: dict) -> tuple[str, list[dict]]:
                                              (rate[0], rate[1], True, "{:,.0f}")):
                 specs.append((f"{label} {name}", (key, field), (peer_key, ML, field),
                               higher, fmt))
+    specs += [  # the peer's scoring beside PostgreSQL's own time to store the records
+        ("PostgreSQL alone: 1 decision row, COPY+COMMIT ms", ("floor-1", "p50_ms"),
+         ("score-1", ML, "p50_ms"), False, "{:.1f}"),
+        ("PostgreSQL alone: 1,000 decision rows, COPY+COMMIT ms", ("floor-1000", "p50_ms"),
+         ("score-1000", ML, "p50_ms"), False, "{:.1f}"),
+    ]
     rows_out = []
     for label, (lkey, lfield), (pkey, pserver, pfield), higher, fmt in specs:
         lf = get(lkey, LF, lfield)
@@ -396,8 +402,61 @@ def table(run: Run, args, memory: dict) -> tuple[str, list[dict]]:
                  "  + decisions rows compare with its keep-alive figure), `mlflow server` for\n"
                  "  log/register (no packaging: READY at once). Requests are sequential, on one\n"
                  "  keep-alive connection unless 'new conn. each'. ratio > 1 means Ledgerflow is\n"
-                 "  better. p99 of N=20 is the slowest request.")
+                 "  better. p99 of N=20 is the slowest request. 'PostgreSQL alone' rows: the\n"
+                 "  same decision records stored by one COPY and COMMIT from the bench's own\n"
+                 "  connection (no HTTP, no Python per row), beside the peer's whole scoring\n"
+                 "  request: what storing the records costs before any of our code runs.")
     return "\n".join(lines), rows_out
+
+
+# --- what PostgreSQL alone takes -------------------------------------------------------------
+FLOOR_TABLE = "bench_decision_floor"
+
+
+def decision_floor(pg_port: int, rows: int, reps: int) -> dict:
+    """PostgreSQL alone storing `rows` of the decision records the run stored: no HTTP, no
+    Python per row. A copy of models_registry_decision with its indexes, defaults and foreign
+    keys (not the audit guard: a floor may only be lower), the rows fetched once as COPY text
+    with fresh decision ids, then per repetition one COPY of them in one block and a COMMIT,
+    as the service's transaction ends. The time a request cannot go below, whatever the code
+    around it."""
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/ledgerflow") as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        conn.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE models_registry_decision INCLUDING ALL)")
+        for column, target in (("org_id", "tenancy_organization"),
+                               ("model_version_id", "models_registry_modelversion")):
+            conn.execute(f"ALTER TABLE {FLOOR_TABLE} ADD FOREIGN KEY ({column}) REFERENCES "
+                         f"{target} (id) DEFERRABLE INITIALLY DEFERRED")
+        conn.commit()
+        columns = [name for (name,) in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = "
+            "'models_registry_decision' AND column_name NOT IN ('id', 'decision_id') "
+            "ORDER BY ordinal_position")]
+        listed = ", ".join(columns)
+        blocks = []
+        for _ in range(reps):
+            with conn.cursor().copy(
+                    f"COPY (SELECT gen_random_uuid(), {listed} FROM models_registry_decision "
+                    f"ORDER BY random() LIMIT {rows}) TO STDOUT") as copy:
+                blocks.append(b"".join(bytes(chunk) for chunk in copy))
+        conn.commit()
+        if not blocks or blocks[0].count(b"\n") < rows:
+            raise wl.BenchError(f"fewer than {rows} stored decisions to copy")
+        latencies = []
+        for block in blocks:
+            t0 = time.perf_counter()
+            with conn.cursor().copy(f"COPY {FLOOR_TABLE} (decision_id, {listed}) "
+                                    "FROM STDIN") as copy:
+                copy.write(block)
+            conn.commit()
+            latencies.append((time.perf_counter() - t0) * 1000)
+        conn.execute(f"DROP TABLE {FLOOR_TABLE}")
+        conn.commit()
+    return {"n": reps, "rows": rows, "p50_ms": statistics.median(latencies),
+            "rows_per_s": rows / (statistics.median(latencies) / 1000),
+            "bytes": len(blocks[0])}
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -509,6 +568,8 @@ def main() -> int:
         finally:
             sampler.halt.set()
             sampler.join()
+        for rows, reps in ((1, 50), (1000, 20)):
+            run.step(f"floor-{rows}", LF, lambda r=rows, n=reps: decision_floor(pg_port, r, n))
         stored = count_decisions(pg_port)
         expected = sum(((run.results.get(f"score-{r}-decisions") or {}).get(LF) or {})
                        .get("decisions_returned", 0) for r in (1, 1000))

@@ -191,13 +191,18 @@ def _insert(rows: list[dict]) -> None:
     table = connection.ops.quote_name(Decision._meta.db_table)
     json_at = [i for i, name in enumerate(names) if name in JSON_FIELDS]
     dumps = orjson.dumps
+    texts = {}  # by identity: a request's reference, provenance, params are in every row
     with connection.cursor() as cursor, \
             cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
             values = list(row.values())
             for i in json_at:
-                if values[i] is not None:
-                    values[i] = dumps(values[i]).decode()
+                value = values[i]
+                if value is not None:
+                    text = texts.get(id(value))  # the rows keep every value alive meanwhile
+                    if text is None:
+                        text = texts[id(value)] = dumps(value).decode()
+                    values[i] = text
             copy.write_row(values)
 
 
