@@ -25,6 +25,7 @@ from models_registry.models import (
     VersionStatus,
 )
 from models_registry.sources import source_resolve
+from tenancy.selectors import is_service_account
 from tracking.services.common import now_ms
 
 
@@ -356,6 +357,10 @@ def validate_alias(alias: str) -> None:
     _mlflow_checked(mlflow_validation._validate_model_alias_name_reserved, alias)
 
 
+SERVICE_NOT_APPROVER = ("A service account takes no part in a four-eyes approval: a person "
+                        "requests a protected alias's move and another person decides it.")
+
+
 def _request_approval(model, alias, version, actor, reason) -> AliasApproval:
     if version is not None and version.status != VersionStatus.READY:
         raise invalid(f"{version.label} is {version.status}; only a READY version can take "
@@ -380,6 +385,8 @@ def _alias_change(*, model, alias, version, actor, reason) -> AliasApproval | No
         if actor.user is None or not getattr(actor.user, "pk", None):
             raise ApplicationError("A protected alias moves only on a member's request.",
                                    kind="permission_denied")
+        if is_service_account(org_id=model.org_id, user=actor.user):
+            raise ApplicationError(SERVICE_NOT_APPROVER, kind="permission_denied")
         return _request_approval(model, alias, version, actor, reason)
     if version is None and not ModelAlias.objects.filter(registered_model=model,
                                                          alias=alias).exists():
@@ -428,6 +435,8 @@ def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
         raise ApplicationError(f"Approval request #{approval.pk} was made by you; another "
                                "member with an approving role must decide it.",
                                kind="permission_denied")
+    if is_service_account(org_id=approval.org_id, user=actor.user):
+        raise ApplicationError(SERVICE_NOT_APPROVER, kind="permission_denied")
     model, version = approval.registered_model, approval.model_version
     if approve and version is not None and (version.deleted or
                                             version.status != VersionStatus.READY):

@@ -152,14 +152,15 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ["user", "org", "role", "created_at"]
-    list_filter = ["role", "org"]
+    list_display = ["user", "org", "role", "kind", "created_at"]
+    list_filter = ["role", "kind", "org"]
     search_fields = ["user__email", "org__slug"]
     autocomplete_fields = ["user"]
     actions = None
 
     def get_readonly_fields(self, request, obj=None):
-        return ["org", "user", "created_at"] if obj else ["created_at"]
+        # service accounts are added by `manage.py service_account_add` or the API
+        return ["org", "user", "kind", "created_at"] if obj else ["kind", "created_at"]
 
     def service_check(self, request, obj, data):
         if obj.pk is None and Membership.objects.filter(org=data.get("org"),
@@ -219,9 +220,9 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 "created_at", "created_by", "revoked_at"]
 
     def service_check(self, request, obj, data):
-        if obj.pk is None and not Membership.objects.filter(org=data.get("org"),
-                                                            user=data.get("user")).exists():
-            raise ValidationError("The user is not a member of that organization.")
+        if obj.pk is None:  # tokens are personal: whose this admin may make
+            self._call(request, services.token_mint_check, org=data.get("org"),
+                       user=data.get("user"))
         expires_at = data.get("expires_at")
         if obj.pk is None and expires_at is not None and expires_at <= timezone.now():
             raise ValidationError("The expiry must lie in the future.")

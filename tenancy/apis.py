@@ -3,12 +3,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from tenancy.api import OrgApi
-from tenancy.models import ApiToken, Membership
+from tenancy.models import ApiToken, MemberKind, Membership
 from tenancy.roles import Capability, Role
 from tenancy.services import (
     membership_add,
     membership_remove,
     membership_update,
+    service_account_add,
     token_create,
     token_revoke,
 )
@@ -51,6 +52,8 @@ class MemberOutputSerializer(serializers.Serializer):
     email = serializers.EmailField(source="user.email")
     name = serializers.CharField(source="user.get_full_name")
     role = serializers.ChoiceField(choices=Role.choices)
+    kind = serializers.ChoiceField(choices=MemberKind.choices,
+                                   help_text="person, or service (an account for automation)")
     created_at = serializers.DateTimeField()
 
 
@@ -74,6 +77,33 @@ class MemberListApi(OrgApi):
         data.is_valid(raise_exception=True)
         member = membership_add(org=self.org, actor=self.actor(),
                                 actor_membership=self.access.membership, **data.validated_data)
+        return Response(MemberOutputSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceAccountListApi(OrgApi):
+    """Members for automation: never an owner, never a party to a four-eyes approval, with
+    tokens that the organization's admins create (POST /api/v1/tokens/ with its `user`)."""
+
+    capabilities = {"GET": Capability.ADMIN_READ, "POST": Capability.ADMIN}
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=40, help_text="lower-case letters, digits, "
+                                     "inner hyphens; its email is <name>@<org>.service.invalid")
+        role = serializers.ChoiceField(choices=Role.choices, help_text="never owner")
+
+    @extend_schema(responses=MemberOutputSerializer(many=True), summary="Service accounts")
+    def get(self, request):
+        accounts = self.scoped(Membership).filter(kind=MemberKind.SERVICE).select_related("user")
+        return Response(MemberOutputSerializer(accounts, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: MemberOutputSerializer},
+                   summary="Add a service account (a member for automation)")
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = service_account_add(org=self.org, actor=self.actor(),
+                                     actor_membership=self.access.membership,
+                                     **data.validated_data)
         return Response(MemberOutputSerializer(member).data, status=status.HTTP_201_CREATED)
 
 
@@ -141,7 +171,9 @@ class TokenListApi(TokenScopeMixin, OrgApi):
         name = serializers.CharField(max_length=100)
         read_only = serializers.BooleanField(default=False)
         expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-        user = serializers.EmailField(required=False, help_text="Admins only: token for another member")
+        user = serializers.EmailField(
+            required=False, help_text="Admins only, and only a service account's: tokens of "
+            "people are made by those people themselves")
 
     @extend_schema(responses=TokenOutputSerializer(many=True),
                    summary="Tokens (all of the organization for admins, else your own)")
@@ -163,7 +195,8 @@ class TokenListApi(TokenScopeMixin, OrgApi):
         if email is None or email.lower() == self.request.user.email:
             return self.request.user
         if not self.access.can(Capability.ADMIN):
-            self.permission_denied(self.request, "Only admins create tokens for other members.")
+            self.permission_denied(self.request, "Tokens are personal: you create only your own.")
+        # a person's, refused by the service: tokens are personal
         return self.get_scoped(Membership.objects.select_related("user"),
                                user__email=email.lower()).user
 

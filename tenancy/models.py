@@ -70,11 +70,19 @@ class TenantModel(models.Model):
         abstract = True
 
 
+class MemberKind(models.TextChoices):
+    PERSON = "person", "Person"
+    # Automation: a user of its own that never logs in, whose tokens an admin creates; never an
+    # owner, never one of the two people of a four-eyes approval.
+    SERVICE = "service", "Service account"
+
+
 class Membership(TenantModel):
     """A user's role in one organization."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=32, choices=Role.choices)
+    kind = models.CharField(max_length=16, choices=MemberKind.choices, default=MemberKind.PERSON)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -83,6 +91,10 @@ class Membership(TenantModel):
             models.UniqueConstraint(fields=["org", "user"], name="membership_unique_user_per_org"),
             models.CheckConstraint(
                 condition=models.Q(role__in=Role.values), name="membership_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind=MemberKind.SERVICE, role=Role.OWNER),
+                name="membership_service_never_owner",
             ),
         ]
 

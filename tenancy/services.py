@@ -1,9 +1,12 @@
 """Writes of organizations, memberships and tokens. The API, the admin and the commands all
 call these, so each change is validated once and audited once."""
 
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -11,13 +14,16 @@ from django.utils.module_loading import import_string
 from audit.actors import Actor
 from audit.services import audit_chain_start, audit_record
 from config.exceptions import ApplicationError
-from tenancy.models import ApiToken, Membership, Organization, User
+from tenancy.models import ApiToken, MemberKind, Membership, Organization, User
 from tenancy.roles import Capability, Role, capabilities_of
 from tenancy.tokens import token_generate, token_hash
 
 
 def _membership_view(membership: Membership) -> dict:
-    return {"user": membership.user.email, "role": membership.role}
+    view = {"user": membership.user.email, "role": membership.role}
+    if membership.kind != MemberKind.PERSON:
+        view["kind"] = membership.kind
+    return view
 
 
 def _token_view(token: ApiToken) -> dict:
@@ -67,6 +73,25 @@ def _user_get_or_create(*, email: str, password: str | None, name: str) -> tuple
         return user, False
     first, _, last = name.partition(" ")
     return User.objects.create_user(email, password, first_name=first, last_name=last), True
+
+
+@transaction.atomic(durable=True)
+def user_password_set(*, org: Organization, user: User, password: str, actor: Actor) -> User:
+    """Give `user` a new password (checked by Django's password validators), recorded in the
+    trail of `org`, the organization on whose behalf it was set; the password itself never is."""
+    if not Membership.objects.filter(org=org, user=user).exists():
+        raise ApplicationError(f"{user.email} is not a member of {org.slug}.",
+                               fields={"user": ["not a member of this organization"]})
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages), fields={"password": exc.messages}) \
+            from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(org=org, actor=actor, action="user.password_set", target=user,
+                 target_label=user.email, after={"email": user.email})
+    return user
 
 
 def _validate_role(role: str) -> None:
@@ -119,6 +144,34 @@ def _owners_left(membership: Membership) -> int:
     return sum(1 for owner in owners if owner.pk != membership.pk)
 
 
+SERVICE_NEVER_OWNER = "A service account is never an owner."
+SERVICE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+
+
+@transaction.atomic(durable=True)
+def service_account_add(*, org: Organization, name: str, role: str, actor: Actor,
+                        actor_membership: Membership | None = None) -> Membership:
+    """A member for automation: a user of its own (`<name>@<org>.service.invalid`, no password:
+    it never logs in) whose tokens the organization's admins create."""
+    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
+        raise ApplicationError("A service account's name is 1 to 40 lower-case letters, digits "
+                               "and inner hyphens.", fields={"name": ["invalid name"]})
+    _validate_role(role)
+    if role == Role.OWNER:
+        raise ApplicationError(SERVICE_NEVER_OWNER, fields={"role": ["not for a service account"]})
+    email = f"{name}@{org.slug}.service.invalid"
+    if User.objects.filter(email=email).exists():
+        raise ApplicationError(f"{org.slug} already has a service account '{name}'.",
+                               kind="already_exists")
+    user = User.objects.create_user(email, None, first_name=name)
+    membership = Membership(org=org, user=user, role=role, kind=MemberKind.SERVICE)
+    membership.full_clean()
+    membership.save()
+    audit_record(org=org, actor=actor, action="membership.created", target=membership,
+                 after={**_membership_view(membership), "user_created": True})
+    return membership
+
+
 @transaction.atomic(durable=True)
 def membership_update(
     *, membership: Membership, role: str, actor: Actor,
@@ -127,6 +180,8 @@ def membership_update(
     _validate_role(role)
     if role == membership.role:
         return membership
+    if role == Role.OWNER and membership.kind == MemberKind.SERVICE:
+        raise ApplicationError(SERVICE_NEVER_OWNER, fields={"role": ["not for a service account"]})
     _require_owner_for(role, actor_membership)
     _require_owner_for(membership.role, actor_membership)
     if membership.role == Role.OWNER and _owners_left(membership) == 0:
@@ -167,10 +222,9 @@ def token_create(
     read_only: bool = False,
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its raw value, which is never stored or shown again."""
-    if not Membership.objects.filter(org=org, user=user).exists():
-        raise ApplicationError(f"{user.email} is not a member of {org.slug}.",
-                               fields={"user": ["not a member of this organization"]})
+    """Create a token and return it with its raw value, which is never stored or shown again.
+    Tokens are personal (`token_mint_check`)."""
+    token_mint_check(org=org, user=user, actor=actor)
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("The expiry must lie in the future.",
                                fields={"expires_at": ["must be in the future"]})
@@ -183,6 +237,35 @@ def token_create(
     audit_record(org=org, actor=actor, action="api_token.created", target=token,
                  after=_token_view(token))
     return token, raw
+
+
+def token_mint_check(*, org: Organization, user: User, actor: Actor) -> None:
+    """Refuses (ApplicationError) a token for `user` in `org` made by `actor`. A person's
+    token is made by that person only, so no one can act as another member (and, holding two
+    tokens, be both people of a four-eyes approval). A service account's tokens are
+    made by the organization's admins and owners (or a Django superuser). An operator's command
+    at the server, which no member can reach, may make either: it is how a first owner gets a
+    token."""
+    membership = Membership.objects.filter(org=org, user=user).first()
+    if membership is None:
+        raise ApplicationError(f"{user.email} is not a member of {org.slug}.",
+                               fields={"user": ["not a member of this organization"]})
+    if actor.user is None:
+        return  # manage.py (the operator) or the service's own tasks
+    if membership.kind == MemberKind.SERVICE:
+        if actor.user.is_superuser:
+            return
+        minter = Membership.objects.filter(org=org, user=actor.user).first()
+        if minter is None or minter.kind != MemberKind.PERSON \
+                or not minter.can(Capability.ADMIN):
+            raise ApplicationError(f"Only an admin or owner of {org.slug} creates tokens for its "
+                                   "service accounts.", kind="permission_denied")
+        return
+    if actor.user.pk != membership.user_id:
+        raise ApplicationError(
+            f"Tokens are personal: only {membership.user.email} creates tokens for "
+            f"{membership.user.email}, signed in as themselves. For automation, use a service "
+            "account (POST /api/v1/service-accounts/).", kind="permission_denied")
 
 
 def _version_pair(item) -> list | None:

@@ -9,8 +9,11 @@ from django.db import connection
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
+from audit.actors import Actor
 from audit.models import AuditEvent
 from tenancy.models import ApiToken, Membership, Organization, User
+from tenancy.roles import Role
+from tenancy.services import service_account_add
 
 ROOT = "root@example.com"
 RAW_TOKEN = re.compile(r"lf[wr]_[A-Za-z0-9]{40}")
@@ -123,13 +126,20 @@ def test_changing_a_role_in_the_admin_is_audited(admin_client, personas):
 
 # --- tokens -------------------------------------------------------------------------------
 
-def test_adding_a_token_in_the_admin_shows_the_raw_token_once(admin_client, personas):
+@pytest.fixture
+def robot(personas):
+    """A service account of org A: the one kind of member an admin makes tokens for."""
+    return service_account_add(org=personas.org_a, name="nightly", role=Role.DATA_SCIENTIST,
+                               actor=Actor.command("test")).user
+
+
+def test_adding_a_token_in_the_admin_shows_the_raw_token_once(admin_client, personas, robot):
     seen = event_ids()
-    response = add_token(admin_client, personas.org_a, personas.bob.user, name="admin-made")
+    response = add_token(admin_client, personas.org_a, robot, name="admin-made")
     assert response.status_code == 200, response.content.decode()[:2000]
     [raw] = RAW_TOKEN.findall(response.content.decode())
     token = ApiToken.objects.get(name="admin-made")
-    assert raw.startswith("lfw_") and token.prefix == raw[:12] and token.user == personas.bob.user
+    assert raw.startswith("lfw_") and token.prefix == raw[:12] and token.user == robot
     assert authenticates(raw)
     assert not stored_anywhere(raw) and not stored_anywhere(raw[12:])
     [event] = new_events(seen)
@@ -141,10 +151,21 @@ def test_adding_a_token_in_the_admin_shows_the_raw_token_once(admin_client, pers
         assert raw[12:] not in later.content.decode()
 
 
-def test_adding_a_read_only_token_in_the_admin_gives_an_lfr_token(admin_client, personas):
-    response = add_token(admin_client, personas.org_a, personas.bob.user, read_only="on")
+def test_adding_a_read_only_token_in_the_admin_gives_an_lfr_token(admin_client, personas,
+                                                                   robot):
+    response = add_token(admin_client, personas.org_a, robot, read_only="on")
     [raw] = RAW_TOKEN.findall(response.content.decode())
     assert raw.startswith("lfr_") and authenticates(raw)
+
+
+def test_the_admin_makes_no_token_for_a_person(admin_client, personas):
+    """Tokens are personal: a superuser who could make one for an owner could act as them."""
+    before = counts()
+    response = add_token(admin_client, personas.org_a, personas.alice.user)  # the owner
+    assert response.status_code == 200
+    assert "Tokens are personal" in response.content.decode()
+    assert not RAW_TOKEN.search(response.content.decode())
+    assert counts() == before
 
 
 def test_adding_a_token_for_a_non_member_shows_a_form_error(admin_client, personas):
@@ -249,9 +270,9 @@ def test_demoting_the_last_owner_in_the_admin_shows_a_form_error(admin_client, p
     assert Membership.objects.get(pk=personas.alice.membership.pk).role == "owner"
 
 
-def test_adding_a_token_that_expired_already_shows_a_form_error(admin_client, personas):
+def test_adding_a_token_that_expired_already_shows_a_form_error(admin_client, personas, robot):
     before = counts()
-    response = add_token(admin_client, personas.org_a, personas.bob.user,
+    response = add_token(admin_client, personas.org_a, robot,
                          expires_at_0="2001-01-01", expires_at_1="10:00:00")
     assert response.status_code == 200
     assert "must lie in the future" in response.content.decode()

@@ -50,6 +50,7 @@ ENDPOINTS = {
     "members/": Endpoint(("GET", "POST")),
     "members/<int:member_id>/": Endpoint(("GET", "PATCH", "DELETE"),
                                          lambda p: p.bob.membership.id, {"role": "viewer"}),
+    "service-accounts/": Endpoint(("GET", "POST")),
     "tokens/": Endpoint(("GET", "POST")),
     "tokens/<int:token_id>/": Endpoint(("GET", "DELETE"), lambda p: p.bob.token.id),
     "audit/events/": Endpoint(("GET",)),

@@ -20,6 +20,7 @@ from tenancy.services import (
     organization_update,
     token_create,
     token_revoke,
+    user_password_set,
 )
 
 ACTOR = Actor.command("test")
@@ -242,3 +243,26 @@ def test_each_orgs_chain_is_gap_free_and_linked_by_hashes(personas, api):
         head = AuditChainHead.objects.get(org=org)
         assert (head.seq, head.hash) == (chain[-1].seq, chain[-1].hash)
     assert len(events(personas.org_a)) > len(events(personas.org_b))
+
+
+def test_a_password_set_is_checked_audited_and_never_recorded(personas):
+    alice = personas.alice.user
+    before = AuditEvent.objects.filter(org=personas.org_a).count()
+    for weak in ("123", "password", "alice"):
+        error = refused("invalid", user_password_set, org=personas.org_a, user=alice,
+                        password=weak)
+        assert "password" in error.fields
+    error = refused("invalid", user_password_set, org=personas.org_b, user=alice,
+                    password="a-long-unusual-phrase")
+    assert "not a member" in error.message
+    alice.refresh_from_db()
+    assert not alice.check_password("a-long-unusual-phrase")
+    assert AuditEvent.objects.filter(org=personas.org_a).count() == before
+
+    user_password_set(org=personas.org_a, user=alice, password="a-long-unusual-phrase",
+                      actor=ACTOR)
+    alice.refresh_from_db()
+    assert alice.check_password("a-long-unusual-phrase")
+    event = AuditEvent.objects.filter(org=personas.org_a).latest("seq")
+    assert (event.action, event.after) == ("user.password_set", {"email": alice.email})
+    assert "a-long-unusual-phrase" not in str(event.after) + str(event.before)
