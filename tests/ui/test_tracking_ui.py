@@ -130,3 +130,6 @@ def test_compare_three_runs(page, personas, tracked):  # noqa: F811
     expect(page.locator("#compare-params tr.differs", has_text="p1")).to_be_visible()
     page.get_by_label("Show only rows whose values differ").uncheck()
     shot(page, "tracking-compare")
+    # like the runs table, the comparison uses a wide window's whole width
+    page.set_viewport_size({"width": 1920, "height": 1000})
+    assert page.evaluate("document.querySelector('main').getBoundingClientRect().width") > 1800
