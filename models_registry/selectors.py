@@ -1,8 +1,9 @@
 """Reads of the registry, scoped to an organization; another organization's model is missing."""
 
 import functools
+from dataclasses import dataclass
 
-from django.db.models import Prefetch
+from django.db.models import F, IntegerField, Prefetch, Q, Value
 
 from config.exceptions import ApplicationError
 from config.rows import Join, cache_related
@@ -14,6 +15,7 @@ from models_registry.models import (
     ProtectedAlias,
     RegisteredModel,
 )
+from tracking.models import LifecycleStage, LoggedModel, Run
 
 
 def not_found(message: str) -> ApplicationError:
@@ -143,3 +145,73 @@ def run_delete_guard(*, run) -> None:
         raise ApplicationError(
             f"The run {run.run_uuid} backs registered model versions ({', '.join(labels)}); "
             "delete those versions first.", kind="invalid")
+
+
+# --- runs and the models made from them (the run page, the runs table, the version page) ----
+
+def versions_of_run(*, org, run: Run, model_ids: list[str]) -> list[ModelVersion]:
+    """The live versions made from `run` (a `runs:/<run id>/...` source, or a logged model of
+    it: the registry records the source run either way) or from one of `model_ids`, by model
+    name and number; one query."""
+    made = Q(run=run)
+    if model_ids:
+        made |= Q(model_id__in=model_ids)
+    return list(versions_live(org).filter(made).select_related("registered_model")
+                .order_by("registered_model__name", "version"))
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """A registered version made from a run (`version` > 0), or a logged model of the run
+    that no version listed with it was made from (`version` 0)."""
+
+    run_pk: int
+    name: str  # the registered model's, or the logged model's
+    model_id: str
+    version: int
+
+    @property
+    def registered(self) -> bool:
+        return self.version > 0
+
+
+def models_of_runs(*, org, run_ids: list[int]) -> dict[int, list[RunModel]]:
+    """run pk -> the registered versions made from it (by name and number), then the logged
+    models it produced that none of those versions was made from; one query for any number
+    of runs (the runs table's "Models" column)."""
+    if not run_ids:
+        return {}
+    logged = LoggedModel.objects.filter(
+        org=org, source_run_id__in=run_ids, lifecycle_stage=LifecycleStage.ACTIVE).annotate(
+        k=Value(1, output_field=IntegerField()), r=F("source_run_id"), n=F("name"),
+        m=F("model_id"), v=Value(0, output_field=IntegerField()),
+        t=F("creation_timestamp")).values_list("k", "r", "n", "m", "v", "t")
+    versions = versions_live(org).filter(run_id__in=run_ids).annotate(
+        k=Value(0, output_field=IntegerField()), r=F("run_id"), n=F("registered_model__name"),
+        m=F("model_id"), v=F("version"),
+        t=Value(0, output_field=IntegerField())).values_list("k", "r", "n", "m", "v", "t")
+    found: dict[int, list[RunModel]] = {}
+    registered: set[tuple[int, str]] = set()
+    for kind, run_pk, name, model_id, number, _ in versions.union(logged, all=True) \
+            .order_by("k", "n", "v", "t", "m"):
+        if kind == 0:
+            registered.add((run_pk, model_id))
+        elif (run_pk, model_id) in registered:
+            continue
+        found.setdefault(run_pk, []).append(RunModel(run_pk, name, model_id or "", number))
+    return found
+
+
+def version_origin(*, org, version: ModelVersion) -> dict:
+    """What a version was made from, each only when it exists in `org`: its run (loaded with
+    the version by model_version_get), its logged model and that model's source run (one
+    query)."""
+    run = version.run if version.run_id is not None and version.run.org_id == org.pk else None
+    logged = None
+    if version.model_id:
+        logged = LoggedModel.objects.select_related("source_run").filter(
+            org=org, model_id=version.model_id, lifecycle_stage=LifecycleStage.ACTIVE).first()
+    logged_run = logged.source_run if logged is not None else None
+    if logged_run is not None and logged_run.org_id != org.pk:
+        logged_run = None
+    return {"run": run, "logged_model": logged, "logged_model_run": logged_run}

@@ -84,12 +84,13 @@ def model_detail(request, name: str):
 
 @org_page
 def model_version(request, name: str, version: str):
-    found_version = found(selectors.model_version_get, org=request.access.org, name=name,
-                          version=version)
+    org = request.access.org
+    found_version = found(selectors.model_version_get, org=org, name=name, version=version)
     manifest = found_version.manifest or {}
     mlmodel = manifest.get("mlmodel") or {}
     return render(request, "models_registry/model_version.html", {
         "version": found_version, "model": found_version.registered_model,
+        **selectors.version_origin(org=org, version=found_version),
         "tags": found_version.tags.order_by("key"),
         "aliases": found_version.aliases.order_by("alias"),
         "files": manifest.get("files", []), "verification": manifest.get("verification") or {},

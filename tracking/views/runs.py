@@ -3,7 +3,10 @@ column and next/previous pages, through the search-runs RPC's own machinery (tra
 
 What keeps it fast at 100,000 runs: no count of the matches (a page asks for one row more to
 know whether there is a next one), and params, metrics and tags are read only for the runs
-of the page and only for the chosen columns (a few set queries, never one per run).
+of the page and only for the chosen columns (a few set queries, never one per run). The
+"Models" column (the registered versions made from each run and the models it logged, as in
+MLflow's table) is one more query for the page's runs, made only when the column is shown or
+the page picks the columns.
 """
 
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from django.shortcuts import render
 from mlflow.utils.search_utils import SearchUtils
 
 from config.exceptions import ApplicationError
+from models_registry import selectors as registry  # the registry's reads, for "Models"
 from tenancy.web import org_page
 from tracking import search
 from tracking.models import LatestMetric, Param, Run, RunTag
@@ -25,16 +29,18 @@ KINDS = {"metrics": ("metric", LatestMetric), "params": ("parameter", Param),
 RUN_FIELDS = ("run_uuid", "name", "user_id", "status", "start_time", "end_time")
 ATTRIBUTES = [("run_name", "Run name"), ("start_time", "Created"), ("status", "Status"),
               ("user_id", "User")]
+MODELS = "models"  # the spec of the "Models" column in `cols`
+MODELS_PER_CELL = 3  # a run's models named in its cell; the rest counted
 
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # metrics | params | tags | attributes
+    kind: str  # metrics | params | tags | attributes | models
     key: str
 
     @property
     def spec(self) -> str:
-        return f"{self.kind}.{self.key}"
+        return MODELS if self.kind == MODELS else f"{self.kind}.{self.key}"
 
     @property
     def order_name(self) -> str:
@@ -46,15 +52,21 @@ class Column:
 
 
 def parse_columns(raw: str) -> tuple[list[Column], list[str]]:
-    """`metrics.m0,params.p1,tags.team` -> columns, and the entries that name no column."""
+    """`metrics.m0,params.p1,tags.team,models` -> columns, and the entries that name no
+    column."""
     columns, unknown = [], []
     for entry in (part.strip() for part in raw.split(",")):
         kind, _, key = entry.partition(".")
-        if kind in KINDS and key:
+        if entry == MODELS:
+            columns.append(MODELS_COLUMN)
+        elif kind in KINDS and key:
             columns.append(Column(kind, key))
         elif entry:
             unknown.append(entry)
     return list(dict.fromkeys(columns)), unknown
+
+
+MODELS_COLUMN = Column(MODELS, "Models")
 
 
 def _chosen_columns(params) -> tuple[list[Column] | None, list[str]]:
@@ -77,11 +89,11 @@ def _keys_on_page(run_ids: list[int]) -> dict[str, list[str]]:
     return {kind: sorted(keys) for kind, keys in found.items()}
 
 
-def _default_columns(keys: dict[str, list[str]]) -> list[Column]:
-    """Before the user picks: the first few metrics and params of the page (tags are mostly
-    mlflow.* bookkeeping, so none)."""
-    return [Column(kind, key) for kind in ("metrics", "params")
-            for key in keys[kind][:DEFAULT_PER_KIND]]
+def _default_columns(keys: dict[str, list[str]], models: dict) -> list[Column]:
+    """Before the user picks: "Models" when a run of the page has one, and the first few
+    metrics and params of the page (tags are mostly mlflow.* bookkeeping, so none)."""
+    return [MODELS_COLUMN] * bool(models) + [Column(kind, key) for kind in ("metrics", "params")
+                                             for key in keys[kind][:DEFAULT_PER_KIND]]
 
 
 def _values(run_ids: list[int], columns: list[Column]) -> dict[tuple[int, str], str]:
@@ -109,7 +121,11 @@ def _current_order(order: str) -> tuple[str, str, bool] | None:
 
 
 def _header(column: Column, label: str, current, params) -> dict:
-    """A header cell: its sort link flips the direction; metrics and times start descending."""
+    """A header cell: its sort link flips the direction; metrics and times start descending.
+    "Models" is no search field, so it has no sort link."""
+    if column.kind == MODELS:
+        return {"label": label, "kind": "", "spec": column.spec, "aria_sort": "",
+                "numeric": False, "href": ""}
     sorted_here = current is not None and current[:2] == (column.search_kind, column.key)
     if sorted_here:
         ascending = not current[2]
@@ -123,10 +139,16 @@ def _header(column: Column, label: str, current, params) -> dict:
             "href": query(params, order=order, page_token=None)}
 
 
-def _run_row(run: Run, columns: list[Column], values: dict) -> dict:
+def _models_cell(models: list) -> dict:
+    return {"is_models": True, "models": models[:MODELS_PER_CELL],
+            "more": max(0, len(models) - MODELS_PER_CELL), "value": "", "numeric": False}
+
+
+def _run_row(run: Run, columns: list[Column], values: dict, models: dict) -> dict:
     return {"run": run, "created": when(run.start_time),
             "duration": duration(run.start_time, run.end_time),
-            "cells": [{"value": values.get((run.pk, c.spec), ""), "numeric": c.kind == "metrics"}
+            "cells": [_models_cell(models.get(run.pk, [])) if c.kind == MODELS else
+                      {"value": values.get((run.pk, c.spec), ""), "numeric": c.kind == "metrics"}
                       for c in columns]}
 
 
@@ -147,7 +169,9 @@ def _table(org, experiment, params) -> dict:
     page, next_token, offset = _search(org, experiment, params)
     run_ids = [run.pk for run in page]
     keys = _keys_on_page(run_ids) if run_ids else {kind: [] for kind in KINDS}
-    columns = chosen if chosen is not None else _default_columns(keys)
+    models = registry.models_of_runs(org=org, run_ids=run_ids) \
+        if chosen is None or MODELS_COLUMN in chosen else {}
+    columns = chosen if chosen is not None else _default_columns(keys, models)
     current = _current_order(params.get("order", "").strip())
     values = _values(run_ids, columns)
     canonical = params.copy()
@@ -158,7 +182,7 @@ def _table(org, experiment, params) -> dict:
         "headers": [_header(Column("attributes", key), label, current, canonical)
                     for key, label in ATTRIBUTES],
         "column_headers": [_header(c, c.key, current, canonical) for c in columns],
-        "rows": [_run_row(run, columns, values) for run in page],
+        "rows": [_run_row(run, columns, values, models) for run in page],
         "choices": _choices(keys, columns), "unknown_columns": unknown,
         "cols": canonical["cols"], "first": offset + 1, "last": offset + len(page),
         "next_query": query(canonical, page_token=next_token) if next_token else "",
@@ -168,11 +192,14 @@ def _table(org, experiment, params) -> dict:
 
 
 def _choices(keys: dict[str, list[str]], columns: list[Column]) -> list[dict]:
-    """Checkboxes of the chooser: the keys on this page and the columns already chosen."""
+    """Checkboxes of the chooser: "Models", the keys on this page and the columns already
+    chosen."""
     chosen = {c.spec for c in columns}
-    specs = [f"{kind}.{key}" for kind in KINDS for key in keys[kind]]
+    specs = [MODELS, *(f"{kind}.{key}" for kind in KINDS for key in keys[kind])]
     specs += [c.spec for c in columns if c.spec not in specs]
-    return [{"spec": spec, "checked": spec in chosen} for spec in specs]
+    return [{"spec": spec, "checked": spec in chosen,
+             "label": "Models (registered versions, logged models)" if spec == MODELS else spec}
+            for spec in specs]
 
 
 @org_page

@@ -1,8 +1,10 @@
 """`manage.py demo_seed`: the demo organization `make run` shows, seeded idempotently.
 
 Its members, one per persona (owner, data scientist, compliance officer, auditor), each with a
-random password and an API token; a credit-scoring experiment with runs worth comparing; the
-`credit-risk` model registered from the best of them (packaged by the worker, like any
+random password and an API token; a credit-scoring experiment with runs worth comparing, each
+logging its model as MLflow 3's `log_model` does (a logged model with the run's params, its
+files in the model's own location, its final metrics linked to it); the `credit-risk` model
+registered from the best of them (`models:/<model id>`, packaged by the worker, like any
 registration, so `make run` does not wait for the runner environment) with the alias
 `production`, protected so that moving it needs a compliance officer's approval; the
 organization's compliance profile and the model's feature catalogue (examples/).
@@ -25,9 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
-from audit.services import audit_record
 from models_registry import services as registry
 from models_registry.models import ModelAlias, ProtectedAlias, RegisteredModel
 from reports.models import ComplianceProfile, FeatureDescription
@@ -36,11 +36,19 @@ from tenancy.authentication import AuthenticationError, authenticate_token_heade
 from tenancy.management.commands._base import ServiceCommand
 from tenancy.models import ApiToken, Membership, Organization, User
 from tenancy.roles import Role
-from tenancy.services import membership_add, organization_create, token_create, token_revoke
-from tracking.artifacts import artifact_upload
-from tracking.models import Experiment, RunStatus
+from tenancy.services import (
+    membership_add,
+    organization_create,
+    token_create,
+    token_revoke,
+    user_password_set,
+)
+from tracking.artifacts import artifact_path_of_uri, artifact_upload
+from tracking.models import Experiment, LoggedModel, LoggedModelStatus, RunStatus
 from tracking.services.common import now_ms
 from tracking.services.experiments import experiment_create
+from tracking.services.inputs import run_log_outputs
+from tracking.services.logged_models import logged_model_create, logged_model_finalize
 from tracking.services.runs import run_create, run_log_batch, run_update
 
 DEMO_ORG, DEMO_NAME = "demo", "Demo Bank"
@@ -115,12 +123,8 @@ class Command(ServiceCommand):
             return None
         return password
 
-    @transaction.atomic(durable=True)
     def _password_set(self, org, user: User, password: str) -> None:
-        user.set_password(password)
-        user.save(update_fields=["password"])
-        audit_record(org=org, actor=self.actor(), action="user.password_set", target=user,
-                     target_label=user.email, after={"email": user.email, "by": "demo_seed"})
+        user_password_set(org=org, user=user, password=password, actor=self.actor())
 
     def _token(self, org, persona: Persona, raw: str | None) -> str:
         """The persona's token on file while it still works for them, else a new one."""
@@ -168,26 +172,27 @@ class Command(ServiceCommand):
                                         actor=self.actor(), data=data)
 
     def _model(self, org) -> RegisteredModel:
-        """Runs of a logistic regression worth comparing; the best one's model saved into its
-        run's artifacts and registered (the worker packages it, as any registration)."""
+        """Runs of a logistic regression worth comparing, each logging its model; the best
+        one's logged model registered (the worker packages it, as any registration)."""
         experiment = Experiment.objects.filter(org=org, name=EXPERIMENT).first() or \
             experiment_create(org=org, name=EXPERIMENT, actor=self.actor())
         x, y = _training_data()
         results = [self._run(experiment, x, y, c) for c in (0.001, 0.01, 0.1, 1.0)]
-        run, fitted = max(results, key=lambda result: result[2])[:2]
-        self._model_upload(org, run, fitted, x)
+        run, logged = max(results, key=lambda result: result[2])[:2]
         model = registry.registered_model_create(
             org=org, name=MODEL, actor=self.actor(),
             description="Probability that a consumer credit is not repaid (demo).")
-        registry.model_version_create(model=model, source=f"runs:/{run.run_uuid}/model",
-                                      run_id=run.run_uuid, actor=self.actor(),
+        # what mlflow.register_model("models:/<model id>", ...) sends
+        registry.model_version_create(model=model, source=f"models:/{logged.model_id}",
+                                      run_id=run.run_uuid, model_id=logged.model_id,
+                                      actor=self.actor(),
                                       description="Logistic regression, best AUC of the demo runs")
         return model
 
-
     def _run(self, experiment, x, y, c: float):
         """One training run: its parameters, a learning curve (validation AUC as the training
-        set grows, step by step) and final metrics; returns (run, model, AUC)."""
+        set grows, step by step), its model logged and final metrics linked to that model;
+        returns (run, logged model, AUC)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
@@ -199,26 +204,39 @@ class Command(ServiceCommand):
             partial = LogisticRegression(C=c, max_iter=1000).fit(x[:step * 50], y[:step * 50])
             auc = roc_auc_score(y[valid], partial.predict_proba(x[valid])[:, 1])
             metrics.append({"key": "val_auc", "value": auc, "timestamp": now, "step": step})
+        params = {k: str(v) for k, v in {
+            "C": c, "penalty": "l2", "solver": "lbfgs", "train_rows": 450,
+            "features": ",".join(FEATURES)}.items()}
+        batch = {"metrics": metrics, "params": [{"key": k, "value": v}
+                                                for k, v in params.items()], "tags": []}
+        run_log_batch(run=run, actor=self.actor(), payload=batch, **batch)
         model = LogisticRegression(C=c, max_iter=1000).fit(x[train], y[train])
+        logged = self._log_model(run, model, x, params)
         scores = model.predict_proba(x[valid])[:, 1]
         final = {"auc": roc_auc_score(y[valid], scores), "log_loss": log_loss(y[valid], scores),
                  "accuracy": accuracy_score(y[valid], scores >= 0.5)}
-        metrics += [{"key": k, "value": v, "timestamp": now, "step": 0} for k, v in final.items()]
-        params = {"C": c, "penalty": "l2", "solver": "lbfgs", "train_rows": 450,
-                  "features": ",".join(FEATURES)}
-        batch = {"metrics": metrics, "params": [{"key": k, "value": str(v)}
-                                                for k, v in params.items()], "tags": []}
+        # mlflow.log_metrics(final, model_id=...): points of the run, linked to its model
+        batch = {"metrics": [{"key": k, "value": v, "timestamp": now, "step": 0,
+                              "model_id": logged.model_id} for k, v in final.items()],
+                 "params": [], "tags": []}
         run_log_batch(run=run, actor=self.actor(), payload=batch, **batch)
         run_update(run=run, actor=self.actor(), status=RunStatus.FINISHED, end_time=now_ms())
-        return run, model, final["auc"]
+        return run, logged, final["auc"]
 
-    def _model_upload(self, org, run, model, x) -> None:
-        """Save the model as the mlflow client would log it, into the run's artifacts."""
+    def _log_model(self, run, model, x, params: dict) -> LoggedModel:
+        """What mlflow.sklearn.log_model does in MLflow 3: a logged model of the run (with the
+        run's params) named as the run's output, its files uploaded to the model's own
+        location (not the run's artifacts), then marked ready."""
         from importlib.metadata import version
 
         import mlflow
         import mlflow.sklearn
+        from mlflow.models import Model
 
+        logged = logged_model_create(experiment=run.experiment, actor=self.actor(),
+                                     name="model", source_run=run, params=params)
+        run_log_outputs(run=run, actor=self.actor(),
+                        models=[{"model_id": logged.model_id, "step": 0}])
         requirements = [f"mlflow=={mlflow.__version__}", *(
             f"{name}=={version(name)}"
             for name in ("scikit-learn", "skops", "cloudpickle", "pandas", "numpy"))]
@@ -227,15 +245,19 @@ class Command(ServiceCommand):
             warnings.simplefilter("ignore")
             logging.getLogger("mlflow").setLevel(logging.ERROR)
             local = Path(scratch) / "model"
+            described = Model(artifact_path=logged.artifact_uri, model_uuid=logged.model_id,
+                              run_id=run.run_uuid, model_id=logged.model_id)
             mlflow.sklearn.save_model(model, str(local), input_example=x.head(5),
-                                      pip_requirements=requirements)
-            prefix = f"{run.experiment.public_id}/{run.run_uuid}/artifacts/model"
+                                      pip_requirements=requirements, mlflow_model=described)
+            prefix = artifact_path_of_uri(logged.artifact_uri)
             for path in sorted(local.rglob("*")):
                 if path.is_file():
                     data = path.read_bytes()
-                    artifact_upload(org=org, path=f"{prefix}/{path.relative_to(local)}",
+                    artifact_upload(org=run.org, path=f"{prefix}/{path.relative_to(local)}",
                                     stream=io.BytesIO(data), length=len(data),
                                     actor=self.actor())
+        return logged_model_finalize(model=logged, status=LoggedModelStatus.READY,
+                                     actor=self.actor())
 
 
 def _training_data(rows: int = 600, seed: int = 7):
