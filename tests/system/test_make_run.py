@@ -1,6 +1,6 @@
 """`make run` from a fresh clone: it serves, each persona's printed token works, its worker
-consumes and comes back when killed, the demo model scores at its alias, and Ctrl-C stops every
-process it started."""
+consumes and comes back when killed, the demo model scores at its alias, the README's tour works
+as written (tests/system/readme_tour.py), and Ctrl-C stops every process it started."""
 
 import json
 import os
@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.system import readme_tour
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +82,8 @@ def _service_processes(clone: Path) -> list[str]:
     return found.stdout.splitlines()
 
 
+# A fresh venv and runner environment (about 4 minutes), then the README's tour (2 to 5).
+@pytest.mark.timeout(1200)
 def test_make_run_from_a_fresh_clone_serves_works_and_stops_cleanly(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
@@ -150,6 +154,10 @@ def test_make_run_from_a_fresh_clone_serves_works_and_stops_cleanly(tmp_path):
         scored = _post_json(f"{url}api/v1/models/credit-risk/aliases/production/predict",
                             exports["TOKEN_DS"], (clone / "examples/predict.json").read_bytes())
         assert scored["decisions"][0]["outcome"] in ("approve", "refer to credit officer")
+
+        # the README's tour, every block as written, in this same instance (readme_tour.py)
+        tour = readme_tour.run_tour(clone, banner, env, tmp_path / "tour")
+        assert all(result.ok for result in tour), readme_tour.report(tour)
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         proc.wait(timeout=90)
