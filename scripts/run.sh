@@ -76,6 +76,10 @@ start_worker
 web=$!
 
 web_died() {
+  # Ctrl-C reaches gunicorn and this script together; gunicorn may be gone before the signal
+  # is handled here. Give the trap its turn (it stops everything and exits 0) before calling
+  # this a crash.
+  sleep 0.5
   echo "The web server exited with status $1; the end of $web_log:"
   [ -f "$web_log" ] && tail -n 20 "$web_log"
   stop

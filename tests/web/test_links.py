@@ -30,6 +30,7 @@ from tests.tracking.test_web import T0, artifact_root, tracked  # noqa: F401  (f
 from tests.ui.conftest import ARGS, CHROMIUM, login, shot
 from tracking.selectors import experiment_get
 from tracking.services.experiments import experiment_create
+from tracking.services.logged_models import logged_model_create
 from tracking.services.runs import run_create, run_log_batch, run_update
 
 pytestmark = pytest.mark.postgres_only
@@ -99,8 +100,8 @@ MAPPING = [
     ("#/experiments/7/runs/ab12/artifactPath/model/MLmodel",
      "/runs/ab12/?path=model%2FMLmodel#artifacts"),
     ("#/runs/ab12", "/runs/ab12/"),
-    ("#/experiments/7/models/m-0f3a", "/experiments/7/"),
-    ("#/experiments/7/models/m-0f3a/artifacts", "/experiments/7/"),
+    ("#/experiments/7/models/m-0f3a", "/logged-models/m-0f3a/"),
+    ("#/experiments/7/models/m-0f3a/artifacts", "/logged-models/m-0f3a/"),
     ("#/experiments", "/experiments/"),
     ("#/compare-experiments/s?experiments=%5B%221%22%2C%222%22%5D", "/experiments/"),
     ('#/compare-runs?runs=["r1","r2"]&experiments=["7"]', "/compare/?runs=r1,r2"),
@@ -158,6 +159,8 @@ def test_the_links_the_client_prints_open_their_pages_when_logged_in(in_browser,
     version = make_version(personas.org_a, "credit-risk", ready=False)
     experiment, (alpha, beta, _) = tracked.experiment, tracked.runs
     eid = experiment.public_id
+    logged = logged_model_create(experiment=experiment, actor=as_actor(personas.alice),
+                                 name="scorecard", source_run=alpha)
     links = [
         (f"/#/experiments/{eid}/runs/{alpha.run_uuid}", f"/runs/{alpha.run_uuid}/",
          "heading", alpha.name),
@@ -174,8 +177,9 @@ def test_the_links_the_client_prints_open_their_pages_when_logged_in(in_browser,
         (f"/#/compare-runs?runs={quote(json.dumps([alpha.run_uuid, beta.run_uuid]))}"
          f"&experiments={json.dumps([eid])}", f"/compare/?runs={alpha.run_uuid},{beta.run_uuid}",
          "heading", "Comparing 2 runs"),
-        (f"/#/experiments/{eid}/models/m-{alpha.run_uuid[:8]}", f"/experiments/{eid}/",
-         "heading", experiment.name),
+        # "View logged model at": its block on the page of the run that logged it
+        (f"/#/experiments/{eid}/models/{logged.model_id}",
+         f"/runs/{alpha.run_uuid}/#model-{logged.model_id}", "heading", "scorecard"),
     ]
 
     def steps(page):
@@ -411,3 +415,17 @@ def test_a_finished_archive_run_shows_its_archive_digest(in_browser, personas):
         shot(page, "project-archive-run")
 
     in_browser(steps)
+
+
+def test_a_logged_models_page_is_its_runs_block_and_another_organizations_is_404(
+        client, personas, tracked):  # noqa: F811
+    alpha = tracked.runs[0]
+    logged = logged_model_create(experiment=tracked.experiment, actor=as_actor(personas.alice),
+                                 name="scorecard", source_run=alpha)
+    client.force_login(personas.alice.user)
+    answer = client.get(f"/logged-models/{logged.model_id}/")
+    assert (answer.status_code, answer["Location"]) == \
+        (302, f"/runs/{alpha.run_uuid}/#model-{logged.model_id}")
+    assert client.get("/logged-models/m-0000/").status_code == 404
+    client.force_login(personas.charlie.user)
+    assert client.get(f"/logged-models/{logged.model_id}/").status_code == 404

@@ -3,11 +3,12 @@
 params, metrics and files, and the registered versions made from them), its artifacts and
 one chart per metric."""
 
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from config.exceptions import ApplicationError
 from models_registry import selectors as registry  # the page shows both; the registry's reads
-from tenancy.web import org_page
+from tenancy.web import found, org_page
 from tracking import selectors
 from tracking.models import LatestMetric, LoggedModel, Param, Run, RunInput, RunTag
 from tracking.views.artifacts import browse, model_query
@@ -106,3 +107,15 @@ def run_detail(request, run_id: str):
         **models,
     }
     return render(request, "tracking/run_detail.html", context)
+
+
+@org_page
+def logged_model(request, model_id: str):
+    """A logged model (MLflow 3) is shown on its source run's page, in its own block (and the
+    link the mlflow client prints for it lands here, through mlflow-links.js); one without a
+    run is listed on its experiment's page."""
+    model = found(selectors.logged_model_get, org=request.access.org, model_id=model_id)
+    if model.source_run is not None:
+        return redirect(f"{reverse('run-detail', args=[model.source_run.run_uuid])}"
+                        f"#model-{model.model_id}")
+    return redirect("experiment-runs", experiment_id=model.experiment.public_id)

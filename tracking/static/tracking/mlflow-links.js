@@ -26,8 +26,8 @@
     // a run, with or without one of its tabs (overview, model-metrics, artifacts, traces, ...)
     [new RegExp(`^/experiments/${ID}/runs/${ID}${REST}$`), (m) => `runs/${q(m[2])}/`],
     [new RegExp(`^/runs/${ID}${REST}$`), (m) => `runs/${q(m[1])}/`],
-    // a logged model (MLflow 3): it has no page of its own yet, so its experiment's
-    [new RegExp(`^/experiments/${ID}/models/${ID}${REST}$`), (m) => `experiments/${q(m[1])}/`],
+    // a logged model (MLflow 3): its block on its run's page (the server finds the run)
+    [new RegExp(`^/experiments/${ID}/models/${ID}${REST}$`), (m) => `logged-models/${q(m[2])}/`],
     // an experiment, with or without a tab (runs, models, traces, ...) or a saved search
     [new RegExp(`^/experiments/${ID}${REST}$`), (m) => `experiments/${q(m[1])}/`],
     [/^\/experiments\/?$/, () => "experiments/"],
