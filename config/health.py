@@ -28,14 +28,20 @@ def _check_broker() -> str:
     return "ok"
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
 @require_GET
 def ready(request):
+    """Which dependency is down, for anyone (a balancer needs no more); why (the error, which
+    can name hosts, ports and users), only for a caller on this machine."""
     checks, healthy = {}, True
+    detailed = request.META.get("REMOTE_ADDR") in LOOPBACK
     for name, check in (("database", _check_database), ("broker", _check_broker)):
         try:
             checks[name] = check()
         except Exception as exc:  # any failure means "not ready"; say which and why
-            checks[name] = f"error: {exc.__class__.__name__}: {exc}"
+            checks[name] = f"error: {exc.__class__.__name__}: {exc}" if detailed else "error"
             healthy = False
     return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
                         status=200 if healthy else 503)

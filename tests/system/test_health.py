@@ -23,6 +23,21 @@ def test_ready_reports_unavailable_broker(client, db, settings):
     assert connection.is_usable()
 
 
+def test_ready_says_why_only_to_a_caller_on_this_machine(client, db, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    near = client.get("/ready").json()["checks"]["broker"]  # the test client: 127.0.0.1
+    far = client.get("/ready", REMOTE_ADDR="203.0.113.9")
+    assert near.startswith("error: ") and len(near) > len("error: ")  # the exception's text
+    assert far.status_code == 503 and far.json()["checks"] == {"database": "ok",
+                                                               "broker": "error"}
+
+
+def test_a_malformed_incoming_request_id_is_replaced(client, db):
+    for bad in ("'; DROP TABLE x; --", "a" * 500, "evil\nforged-log-line"):
+        response = client.get("/health", HTTP_X_REQUEST_ID=bad)
+        assert response["X-Request-ID"] != bad and len(response["X-Request-ID"]) == 32
+
+
 def test_every_response_carries_a_request_id(client):
     response = client.get("/health")
     assert len(response["X-Request-ID"]) == 32

@@ -85,7 +85,7 @@ def search_models(ctx: Context, req: MlflowRequest):
                    for e in req.list("experiment_ids", [])]
     models = LoggedModel.objects.filter(org=ctx.org, experiment__in=experiments,
                                         lifecycle_stage=LifecycleStage.ACTIVE)
-    models = models.filter(_model_filter(req.str("filter", "")))
+    models = models.filter(_model_filter(req.str("filter", ""), ctx.org))
     page, token = search.paginate(
         models.select_related("experiment", "source_run").order_by("-creation_timestamp",
                                                                    "model_id"),
@@ -97,9 +97,11 @@ ATTRIBUTES = {"name": "name", "model_id": "model_id", "status": "status",
               "model_type": "model_type", "source_run_id": "source_run__run_uuid"}
 
 
-def _model_filter(filter_string: str) -> Q:
+def _model_filter(filter_string: str, org) -> Q:
     """The common subset of MLflow's logged-model filters: attributes, params, tags, metrics
-    (latest value logged against the model), joined by AND."""
+    (latest value logged against the model), joined by AND. A metric's model_id is whatever
+    its client sent: only `org`'s own points count, or another organization could make this
+    one's models match by logging points against their ids."""
     from mlflow.exceptions import MlflowException
     from mlflow.utils.search_utils import SearchLoggedModelsUtils
 
@@ -119,7 +121,8 @@ def _model_filter(filter_string: str) -> Q:
             field = "params" if kind != "tag" else "tags"
             term = Q(**{f"{field}__{key}": value})
         elif kind == "metric":
-            term = Q(model_id__in=Metric.objects.filter(key=key, model_id__isnull=False).filter(
+            term = Q(model_id__in=Metric.objects.filter(
+                org=org, key=key, model_id__isnull=False).filter(
                 search._compare("value", op, float(value))).values("model_id"))
             op = "="
         else:
