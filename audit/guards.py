@@ -6,11 +6,13 @@ in migration 0002). So a write that bypasses the services - raw SQL, a stray que
 .update(), a forgotten path - fails to commit. Installed after every migrate for every
 model that inherits TenantModel, so new apps are covered without extra work.
 
-The marker is one per transaction, so one check per transaction is enough: the trigger's
-WHEN clause, which PostgreSQL evaluates at the write and not at COMMIT, queues the check for
-the transaction's first guarded row only (a second transaction-local setting remembers that
-it is queued; a rolled-back savepoint takes back both the setting and its queued check). A
-batch of 1,000 metric points used to queue 1,000 identical checks.
+The marker is one per organization and transaction (`ledgerflow.audited_<org id>`, set by an
+event of that organization): a transaction that writes two organizations' data needs an event
+of each. One check per organization and transaction is enough: the trigger's WHEN clause,
+which PostgreSQL evaluates at the write and not at COMMIT, queues the check for the
+transaction's first guarded row of each organization only (a second transaction-local
+setting remembers that it is queued; a rolled-back savepoint takes back both the setting and
+its queued check). A batch of 1,000 metric points used to queue 1,000 identical checks.
 """
 
 from django.apps import apps
@@ -20,19 +22,33 @@ from tenancy.models import Organization, TenantModel
 
 GUARD_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION ledgerflow_require_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE row_org text;
 BEGIN
-  IF coalesce(current_setting('ledgerflow.audited_xact', true), '') <> txid_current()::text THEN
-    RAISE EXCEPTION 'write to % without an audit event in the same transaction', TG_TABLE_NAME
+  -- TG_ARGV[0]: the column that names the row's organization
+  IF TG_OP = 'DELETE' THEN
+    row_org := to_jsonb(OLD) ->> TG_ARGV[0];
+  ELSE
+    row_org := to_jsonb(NEW) ->> TG_ARGV[0];
+  END IF;
+  IF coalesce(current_setting('ledgerflow.audited_' || row_org, true), '')
+     <> txid_current()::text THEN
+    RAISE EXCEPTION 'write to % (organization %) without an audit event of that organization '
+                    'in the same transaction', TG_TABLE_NAME, row_org
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   RETURN NULL;
 END $$;
 """
 TRIGGER = "ledgerflow_audited"
-FIRST_ROW_OF_TRANSACTION = (
-    "coalesce(current_setting('ledgerflow.guard_queued', true), '') <> txid_current()::text "
-    "AND set_config('ledgerflow.guard_queued', txid_current()::text, true) IS NOT NULL"
-)
+DELETE_TRIGGER = "ledgerflow_audited_delete"  # a DELETE trigger's WHEN sees OLD, not NEW
+
+
+def first_row_of_organization(org: str) -> str:
+    """The WHEN clause: true for the transaction's first guarded row of the organization `org`
+    (an SQL expression), remembering in a transaction-local setting that it queued a check."""
+    marker = f"'ledgerflow.guard_queued_' || {org}"
+    return (f"coalesce(current_setting({marker}, true), '') <> txid_current()::text "
+            f"AND set_config({marker}, txid_current()::text, true) IS NOT NULL")
 
 
 def guarded_models() -> list:
@@ -48,9 +64,14 @@ def install_audit_guards(using: str = "default", **kwargs) -> None:
         cursor.execute(GUARD_FUNCTION)
         for model in guarded_models():
             table = connection.ops.quote_name(model._meta.db_table)
-            cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
-            cursor.execute(
-                f"CREATE CONSTRAINT TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {table} "
-                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({FIRST_ROW_OF_TRANSACTION}) "
-                "EXECUTE FUNCTION ledgerflow_require_audit()"
-            )
+            column = "id" if model is Organization else model._meta.get_field("org").column
+            quoted = connection.ops.quote_name(column)
+            for name, events, row in ((TRIGGER, "INSERT OR UPDATE", "NEW"),
+                                      (DELETE_TRIGGER, "DELETE", "OLD")):
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+                cursor.execute(
+                    f"CREATE CONSTRAINT TRIGGER {name} AFTER {events} ON {table} "
+                    f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                    f"WHEN ({first_row_of_organization(f'{row}.{quoted}')}) "
+                    f"EXECUTE FUNCTION ledgerflow_require_audit('{column}')"
+                )

@@ -82,7 +82,8 @@ class Membership(TenantModel):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=32, choices=Role.choices)
-    kind = models.CharField(max_length=16, choices=MemberKind.choices, default=MemberKind.PERSON)
+    kind = models.CharField(max_length=16, choices=MemberKind.choices, default=MemberKind.PERSON,
+                            db_default=MemberKind.PERSON)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

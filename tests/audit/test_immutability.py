@@ -223,3 +223,37 @@ def test_audit_record_in_autocommit_mode_raises_and_writes_nothing(transactional
     with pytest.raises(RuntimeError, match="inside the service's transaction"):
         audit_record(org=org, actor=ACTOR, action="organization.updated", target=org)
     assert AuditEvent.objects.filter(org=org).count() == count
+
+
+@pytest.mark.postgres_only
+def test_a_transaction_writing_two_organizations_needs_an_event_of_each(transactional_db,
+                                                                        personas):
+    """An event marks its own organization only: one event of A does not cover a raw write to
+    B's data in the same transaction."""
+    a, b = personas.org_a, personas.org_b
+    rename = "UPDATE tenancy_organization SET name = %s WHERE id = %s"
+
+    def write_b_with_an_event_of_a(cover_b: bool) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(rename, ["Renamed B", b.pk])
+            audit_record(org=a, actor=ACTOR, action="organization.updated", target=a,
+                         target_label=a.slug)
+            if cover_b:  # what a per-transaction marker did: A's event counted for B too
+                cursor.execute("SELECT set_config(%s, txid_current()::text, true)",
+                               [f"ledgerflow.audited_{b.pk}"])
+
+    write_b_with_an_event_of_a(cover_b=True)  # the defence off: it commits
+    assert Organization.objects.get(pk=b.pk).name == "Renamed B"
+
+    events = AuditEvent.objects.filter(org=b).count()
+    with pytest.raises(DatabaseError, match=f"organization {b.pk}.*without an audit event"):
+        write_b_with_an_event_of_a(cover_b=False)
+    assert Organization.objects.get(pk=b.pk).name == "Renamed B"  # not "Renamed B" again: same
+    with connection.cursor() as cursor, transaction.atomic():
+        cursor.execute(rename, ["Renamed A", a.pk])
+        cursor.execute(rename, ["Renamed B twice", b.pk])
+        for org in (a, b):
+            audit_record(org=org, actor=ACTOR, action="organization.updated", target=org,
+                         target_label=org.slug)
+    assert Organization.objects.get(pk=b.pk).name == "Renamed B twice"
+    assert AuditEvent.objects.filter(org=b).count() == events + 1
