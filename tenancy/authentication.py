@@ -110,12 +110,30 @@ def _token_lookup(raw: str) -> ApiToken:
     return token
 
 
-def authenticate_token_header(header: str, workspace: str | None = None):
-    """Return (user, Access) for an Authorization header value, or raise AuthenticationError."""
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def loopback_refusal(user, client_ip: str | None) -> str | None:
+    """Why `user` may not act from `client_ip` (None when they may): a demo account of
+    `make run`, whose credentials it prints, works only from the machine itself. `client_ip`
+    None is the service's own call (a command), which may."""
+    if getattr(user, "loopback_only", False) and client_ip is not None \
+            and client_ip not in LOOPBACK:
+        return (f"{user.email} is a demo account of `make run`: it works only from the machine "
+                "Ledgerflow runs on (127.0.0.1), not from other addresses.")
+    return None
+
+
+def authenticate_token_header(header: str, workspace: str | None = None,
+                              client_ip: str | None = None):
+    """Return (user, Access) for an Authorization header value, or raise AuthenticationError.
+    `client_ip`: the caller's address (REMOTE_ADDR), for the demo accounts' loopback rule."""
     email, raw = _parse_header(header)
     token = _token_lookup(raw)
     if email is not None and email.strip().lower() != token.user.email:
         raise AuthenticationError("Invalid token.")
+    if refusal := loopback_refusal(token.user, client_ip):
+        raise AuthenticationError(refusal)
     if token.revoked_at is not None:
         raise AuthenticationError("This token has been revoked.")
     if token.expires_at is not None and token.expires_at <= timezone.now():
@@ -155,7 +173,8 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         try:
-            return authenticate_token_header(header, request.META.get(WORKSPACE_HEADER))
+            return authenticate_token_header(header, request.META.get(WORKSPACE_HEADER),
+                                             request.META.get("REMOTE_ADDR"))
         except AuthenticationError as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
         except WorkspaceNotFound as exc:

@@ -28,6 +28,9 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("email address", unique=True)
+    # `make run`'s demo personas, whose passwords and tokens it prints: signed in and
+    # authenticated only from the machine itself (tenancy.authentication.loopback_refusal)
+    loopback_only = models.BooleanField(default=False, db_default=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

@@ -66,13 +66,27 @@ def organization_update(*, org: Organization, name: str, actor: Actor) -> Organi
     return org
 
 
-def _user_get_or_create(*, email: str, password: str | None, name: str) -> tuple[User, bool]:
+def _user_get_or_create(*, email: str, password: str | None, name: str,
+                        loopback_only: bool = False) -> tuple[User, bool]:
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email=email).first()
     if user is not None:
         return user, False
     first, _, last = name.partition(" ")
-    return User.objects.create_user(email, password, first_name=first, last_name=last), True
+    return User.objects.create_user(email, password, first_name=first, last_name=last,
+                                    loopback_only=loopback_only), True
+
+
+@transaction.atomic(durable=True)
+def user_loopback_only_set(*, org: Organization, user: User, actor: Actor) -> User:
+    """Make `user` a demo account: signed in and authenticated only from the machine itself
+    (tenancy.authentication.loopback_refusal), recorded in the trail of `org`."""
+    if not user.loopback_only:
+        user.loopback_only = True
+        user.save(update_fields=["loopback_only"])
+        audit_record(org=org, actor=actor, action="user.loopback_only", target=user,
+                     target_label=user.email, after={"email": user.email, "loopback_only": True})
+    return user
 
 
 @transaction.atomic(durable=True)
@@ -120,11 +134,14 @@ def membership_add(
     password: str | None = None,
     name: str = "",
     actor_membership: Membership | None = None,
+    loopback_only: bool = False,
 ) -> Membership:
-    """Add a user (created when new) to the organization with a role."""
+    """Add a user (created when new; `loopback_only` for `make run`'s demo accounts) to the
+    organization with a role."""
     _validate_role(role)
     _require_owner_for(role, actor_membership)
-    user, created = _user_get_or_create(email=email, password=password, name=name)
+    user, created = _user_get_or_create(email=email, password=password, name=name,
+                                        loopback_only=loopback_only)
     if Membership.objects.filter(org=org, user=user).exists():
         raise ApplicationError(f"{user.email} is already a member of {org.slug}.",
                                kind="already_exists")
@@ -132,7 +149,8 @@ def membership_add(
     membership.full_clean()
     membership.save()
     audit_record(org=org, actor=actor, action="membership.created", target=membership,
-                 after={**_membership_view(membership), "user_created": created})
+                 after={**_membership_view(membership), "user_created": created,
+                        **({"loopback_only": True} if user.loopback_only else {})})
     return membership
 
 

@@ -93,7 +93,8 @@ def mlflow_access(request) -> Access:
     header = request.META.get("HTTP_AUTHORIZATION")
     if header:
         try:
-            user, access = authenticate_token_header(header, request.META.get(WORKSPACE_HEADER))
+            user, access = authenticate_token_header(header, request.META.get(WORKSPACE_HEADER),
+                                                     request.META.get("REMOTE_ADDR"))
         except AuthenticationError as exc:
             raise MlflowError(str(exc), "UNAUTHENTICATED") from None
         except WorkspaceNotFound as exc:

@@ -41,6 +41,7 @@ from tenancy.services import (
     organization_create,
     token_create,
     token_revoke,
+    user_loopback_only_set,
     user_password_set,
 )
 from tracking.artifacts import artifact_path_of_uri, artifact_upload
@@ -112,8 +113,11 @@ class Command(ServiceCommand):
         if membership is None:
             password = secrets.token_urlsafe(12)
             membership_add(org=org, email=persona.email, role=persona.role, password=password,
-                           name=persona.name, actor=self.actor())
-        elif password == "":
+                           name=persona.name, actor=self.actor(), loopback_only=True)
+            return password
+        if not membership.user.loopback_only:  # an older seed's persona
+            user_loopback_only_set(org=org, user=membership.user, actor=self.actor())
+        if password == "":
             return None  # changed by its user since: theirs to know, not ours to reset
         elif password is None:
             # A member whose password is on no file (an older seed's, or the file is gone).
