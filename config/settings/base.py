@@ -42,9 +42,19 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenancy.middleware.loopback_sessions_middleware",  # demo accounts: this machine only
+    "tenancy.middleware.session_lifetime_middleware",  # idle timeout, absolute lifetime
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# A browser session ends after this long without a request, and this long after its login
+# whatever happens (tenancy.middleware); its cookie is HttpOnly, SameSite=Lax (and Secure in
+# production settings).
+LEDGERFLOW_SESSION_IDLE_SECONDS = env_int("LEDGERFLOW_SESSION_IDLE_SECONDS", 30 * 60)
+LEDGERFLOW_SESSION_MAX_SECONDS = env_int("LEDGERFLOW_SESSION_MAX_SECONDS", 8 * 3600)
+SESSION_COOKIE_AGE = LEDGERFLOW_SESSION_MAX_SECONDS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

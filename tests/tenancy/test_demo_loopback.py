@@ -74,3 +74,37 @@ def test_the_demo_seed_makes_its_personas_demo_accounts(transactional_db, settin
     assert personas.count() == 4 and all(user.loopback_only for user in personas)
     created = AuditEvent.objects.filter(action="membership.created", org__slug="demo")
     assert all(event.after.get("loopback_only") is True for event in created)
+
+
+# --- every browser session: an idle timeout and an absolute lifetime (issue 23, item 3) --------
+
+def test_a_session_ends_when_idle_or_too_old(client, demo, settings):
+    from tenancy.middleware import SEEN, STARTED
+
+    client.post("/login/", {"username": "plain@a.example", "password": PASSWORD})
+    assert client.get("/experiments/").status_code == 200
+
+    def age(started_ago: int, seen_ago: int) -> None:
+        session = client.session
+        now = int(__import__("time").time())
+        session[STARTED], session[SEEN] = now - started_ago, now - seen_ago
+        session.save()
+
+    # the defence off (limits beyond the session's age): an old, idle session still works
+    settings.LEDGERFLOW_SESSION_IDLE_SECONDS = settings.LEDGERFLOW_SESSION_MAX_SECONDS = 10**9
+    age(9 * 3600, 3600)
+    assert client.get("/experiments/").status_code == 200
+    settings.LEDGERFLOW_SESSION_IDLE_SECONDS, settings.LEDGERFLOW_SESSION_MAX_SECONDS = \
+        1800, 8 * 3600
+    age(600, 60)
+    assert client.get("/experiments/").status_code == 200  # active: kept
+    age(3600, 1801)  # idle for more than 30 minutes
+    assert client.get("/experiments/").status_code == 302
+    client.post("/login/", {"username": "plain@a.example", "password": PASSWORD})
+    age(8 * 3600 + 1, 10)  # busy, but logged in more than 8 hours ago
+    assert client.get("/experiments/").status_code == 302
+    assert "_auth_user_id" not in client.session
+    client.post("/login/", {"username": "plain@a.example", "password": PASSWORD})
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert int(cookie["max-age"]) == 8 * 3600
