@@ -164,7 +164,7 @@ def example_archive() -> bytes:
     return data.getvalue()
 
 
-def wait_json(session, url: str, done, timeout: float = 180) -> dict:
+def wait_json(session, url: str, done, timeout: float = 360) -> dict:
     return wait_until(lambda: (lambda body: body if done(body) else None)(
         session.get(url, timeout=10).json()), timeout, url)
 
@@ -175,6 +175,9 @@ def session_of(persona) -> requests.Session:
     return session
 
 
+# The whole story on a production stack: ~4 minutes alone, more on a busy 2-core machine (CI
+# saw packaging miss 180 s there); the limits are for a hang, not for speed.
+@pytest.mark.timeout(900)
 def test_production_entrypoints_keep_everything_in_object_storage(stack, personas,
                                                                   monkeypatch, tmp_path):
     """One stack for the whole story (starting it is most of the time): tracking, packaging,
@@ -195,7 +198,7 @@ def test_production_entrypoints_keep_everything_in_object_storage(stack, persona
     with mlflow.start_run() as run:
         mlflow.log_artifact(str(notes))
     info = log_model("logistic")
-    version = mlflow.register_model(info.model_uri, "credit-risk", await_registration_for=180)
+    version = mlflow.register_model(info.model_uri, "credit-risk", await_registration_for=480)
     assert client.get_model_version("credit-risk", version.version).status == "READY"
     assert client.download_artifacts(run.info.run_id, "notes.txt", str(tmp_path / "dl"))
     assert (tmp_path / "dl" / "notes.txt").read_text() == "kept in S3\n"
