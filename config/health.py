@@ -6,6 +6,8 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
+from config.addresses import is_loopback
+
 
 @require_GET
 def health(request):
@@ -28,15 +30,12 @@ def _check_broker() -> str:
     return "ok"
 
 
-LOOPBACK = frozenset({"127.0.0.1", "::1"})
-
-
 @require_GET
 def ready(request):
     """Which dependency is down, for anyone (a balancer needs no more); why (the error, which
     can name hosts, ports and users), only for a caller on this machine."""
     checks, healthy = {}, True
-    detailed = request.META.get("REMOTE_ADDR") in LOOPBACK
+    detailed = is_loopback(request.META.get("REMOTE_ADDR"))
     for name, check in (("database", _check_database), ("broker", _check_broker)):
         try:
             checks[name] = check()

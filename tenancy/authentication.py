@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from config.addresses import is_loopback
 from config.rows import Join, cache_related
 from tenancy.models import ApiToken, Membership, Organization, User
 from tenancy.roles import MUTATING, Capability, capabilities_of
@@ -110,15 +111,12 @@ def _token_lookup(raw: str) -> ApiToken:
     return token
 
 
-LOOPBACK = frozenset({"127.0.0.1", "::1"})
-
-
 def loopback_refusal(user, client_ip: str | None) -> str | None:
     """Why `user` may not act from `client_ip` (None when they may): a demo account of
     `make run`, whose credentials it prints, works only from the machine itself. `client_ip`
     None is the service's own call (a command), which may."""
     if getattr(user, "loopback_only", False) and client_ip is not None \
-            and client_ip not in LOOPBACK:
+            and not is_loopback(client_ip):
         return (f"{user.email} is a demo account of `make run`: it works only from the machine "
                 "Ledgerflow runs on (127.0.0.1), not from other addresses.")
     return None

@@ -108,3 +108,13 @@ def test_a_session_ends_when_idle_or_too_old(client, demo, settings):
     cookie = client.cookies[settings.SESSION_COOKIE_NAME]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     assert int(cookie["max-age"]) == 8 * 3600
+
+
+def test_loopback_means_this_machine_in_every_spelling():
+    from config.addresses import is_loopback
+
+    for near in ("127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"):
+        assert is_loopback(near), near
+    for far in ("203.0.113.9", "::ffff:203.0.113.9", "10.0.0.1", "", None, "localhost",
+                "fe80::1"):
+        assert not is_loopback(far), far
