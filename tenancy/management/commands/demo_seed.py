@@ -122,13 +122,11 @@ class Command(ServiceCommand):
         elif password is None:
             # A member whose password is on no file (an older seed's, or the file is gone).
             password = secrets.token_urlsafe(12)
-            self._password_set(org, membership.user, password)
+            user_password_set(org=org, user=membership.user, password=password,
+                              actor=self.actor())
         elif not membership.user.check_password(password):
             return None
         return password
-
-    def _password_set(self, org, user: User, password: str) -> None:
-        user_password_set(org=org, user=user, password=password, actor=self.actor())
 
     def _token(self, org, persona: Persona, raw: str | None) -> str:
         """The persona's token on file while it still works for them, else a new one."""
