@@ -4,6 +4,8 @@ from dataclasses import dataclass, replace
 
 from django_guid import get_guid
 
+from config.addresses import client_address
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -27,7 +29,7 @@ class Actor:
             user=user,
             token=token,
             request_id=get_guid() or "",
-            client_ip=request.META.get("REMOTE_ADDR"),
+            client_ip=client_address(request),
         )
 
     @classmethod
@@ -37,6 +39,11 @@ class Actor:
     @classmethod
     def task(cls, name: str, task_id: str = "") -> "Actor":
         return cls(kind="task", label=f"task {name}", request_id=task_id)
+
+    @classmethod
+    def system(cls, label: str, client_ip: str | None = None) -> "Actor":
+        """The service itself, acting on what a request did (e.g. a lockout), in that request."""
+        return cls(kind="system", label=label, request_id=get_guid() or "", client_ip=client_ip)
 
     @classmethod
     def job(cls, attempt) -> "Actor":

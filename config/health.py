@@ -6,7 +6,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
-from config.addresses import is_loopback
+from config.addresses import client_address, is_loopback
 
 
 @require_GET
@@ -35,7 +35,7 @@ def ready(request):
     """Which dependency is down, for anyone (a balancer needs no more); why (the error, which
     can name hosts, ports and users), only for a caller on this machine."""
     checks, healthy = {}, True
-    detailed = is_loopback(request.META.get("REMOTE_ADDR"))
+    detailed = is_loopback(client_address(request))
     for name, check in (("database", _check_database), ("broker", _check_broker)):
         try:
             checks[name] = check()

@@ -34,6 +34,7 @@ urlpatterns = [
          name="favicon"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("oidc/", include("tenancy.oidc")),  # single sign-on: mozilla-django-oidc's views
     path("", include("tenancy.web_urls")),
     # browser pages, each app its own
     path("", include("tracking.web_urls")),

@@ -10,6 +10,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -92,25 +93,63 @@ class ServiceAdminMixin:
         """Dry checks that must fail as form errors (the service repeats them)."""
 
 
+def _artifact_quotas():
+    # The artifact quota is counted and changed where artifacts are stored (tracking owns
+    # them); imported here, when used, so tenancy's own modules import no app above it.
+    from tracking import artifacts
+
+    return artifacts
+
+
 @admin.register(Organization)
 class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at"]
+    list_display = ["slug", "name", "artifact_usage", "created_at"]
     search_fields = ["slug", "name"]
+    fields = ["slug", "name", "artifact_quota_bytes", "artifact_usage", "created_at"]
+    actions = ["recount_artifact_usage"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["slug", "created_at"] if obj else ["created_at"]
+        if obj is None:
+            return ["artifact_usage", "created_at"]
+        return ["slug", "artifact_usage", "created_at"]
+
+    @admin.display(description="artifact storage")
+    def artifact_usage(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        quota = obj.artifact_quota
+        used = f"{filesizeformat(obj.artifact_bytes)} ({obj.artifact_bytes} bytes)"
+        if not quota:
+            return f"{used}, no quota"
+        source = "its own" if obj.artifact_quota_bytes is not None else "the server's default"
+        return f"{used} of {filesizeformat(quota)} ({quota} bytes, {source})"
 
     def service_check(self, request, obj, data):
         if obj.pk is None and Organization.objects.filter(slug=data.get("slug")).exists():
             raise ValidationError(f"Organization '{data.get('slug')}' already exists.")
 
     def save_model(self, request, obj, form, change):
+        # Each change through its service, audited with the value it replaces (read from the
+        # database: `obj` carries the form's values already).
         if change:
-            self._call(request, services.organization_update, org=obj, name=obj.name)
+            if "name" in form.changed_data:
+                current = Organization.objects.get(pk=obj.pk)
+                self._call(request, services.organization_update, org=current, name=obj.name)
         else:
             created = self._call(request, services.organization_create, slug=obj.slug,
                                  name=obj.name)
             obj.pk = created.pk
+        if "artifact_quota_bytes" in form.changed_data:
+            self._call(request, _artifact_quotas().artifact_quota_set, org=obj,
+                       quota_bytes=obj.artifact_quota_bytes)
+
+    @admin.action(description="Recount artifact storage of selected organizations")
+    def recount_artifact_usage(self, request, queryset):
+        for org in queryset:
+            counted = _artifact_quotas().artifact_usage_recount(org=org,
+                                                                actor=Actor.admin(request))
+            self.message_user(request, f"{org.slug}: {filesizeformat(counted)} "
+                                       f"({counted} bytes) of artifacts.")
 
     def has_delete_permission(self, request, obj=None):
         return False  # the audit trail refers to organizations forever

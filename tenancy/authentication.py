@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from config.addresses import is_loopback
+from config.addresses import client_address, is_loopback
 from config.rows import Join, cache_related
 from tenancy.models import ApiToken, Membership, Organization, User
 from tenancy.roles import MUTATING, Capability, capabilities_of
+from tenancy.throttling import LockedOut, check_not_locked, token_failed
 from tenancy.tokens import token_matches, token_parse
 
 WORKSPACE_HEADER = "HTTP_X_MLFLOW_WORKSPACE"
@@ -92,9 +93,13 @@ def _token_join() -> Join:
                 "WHERE t.lookup = %s")
 
 
-def _token_lookup(raw: str) -> ApiToken:
+def _token_lookup(raw: str, email: str | None, request) -> ApiToken:
+    """The token `raw` names, its secret checked. With a `request`, a caller or account that
+    is locked out is refused before the secret is judged, and a guess counts against both
+    (tenancy/throttling.py); commands pass none."""
     parsed = token_parse(raw)
     if parsed is None:
+        _guessed(request, email)
         raise AuthenticationError("Malformed token: Ledgerflow tokens look like 'lfw_…' or 'lfr_…'.")
     _kind, lookup = parsed
     # One query per request, written by hand (config/rows.py: the ORM took longer to compile
@@ -105,10 +110,21 @@ def _token_lookup(raw: str) -> ApiToken:
         (token, org, user), (token.membership_id, token.membership_role) = found
         cache_related(token, "org", org)
         cache_related(token, "user", user)
+    account = email or (token.user.email if token is not None else None)
+    if request is not None:
+        check_not_locked(request, account)
     # Compare even when nothing was found, so timing does not reveal which lookups exist.
-    if not token_matches(raw, token.secret_hash if token else "0" * 64) or token is None:
+    if not token_matches(raw, token.secret_hash if token else "0" * 64) or token is None \
+            or (email is not None and email != token.user.email):
+        _guessed(request, account)
         raise AuthenticationError("Invalid token.")
     return token
+
+
+def _guessed(request, account: str | None) -> None:
+    if request is not None:
+        check_not_locked(request, account)
+        token_failed(request, account)
 
 
 def loopback_refusal(user, client_ip: str | None) -> str | None:
@@ -122,14 +138,14 @@ def loopback_refusal(user, client_ip: str | None) -> str | None:
     return None
 
 
-def authenticate_token_header(header: str, workspace: str | None = None,
-                              client_ip: str | None = None):
-    """Return (user, Access) for an Authorization header value, or raise AuthenticationError.
-    `client_ip`: the caller's address (REMOTE_ADDR), for the demo accounts' loopback rule."""
+def authenticate_token_header(header: str, workspace: str | None = None, request=None):
+    """Return (user, Access) for an Authorization header value, or raise AuthenticationError
+    (or LockedOut, for a `request` whose caller or account is locked out). `request`: the
+    HTTP request carrying it, for lockouts and the demo accounts' loopback rule; None for the
+    service's own calls (commands)."""
     email, raw = _parse_header(header)
-    token = _token_lookup(raw)
-    if email is not None and email.strip().lower() != token.user.email:
-        raise AuthenticationError("Invalid token.")
+    token = _token_lookup(raw, email.strip().lower() if email is not None else None, request)
+    client_ip = client_address(request) if request is not None else None
     if refusal := loopback_refusal(token.user, client_ip):
         raise AuthenticationError(refusal)
     if token.revoked_at is not None:
@@ -172,9 +188,11 @@ class TokenAuthentication(authentication.BaseAuthentication):
             return None
         try:
             return authenticate_token_header(header, request.META.get(WORKSPACE_HEADER),
-                                             request.META.get("REMOTE_ADDR"))
+                                             request._request)
         except AuthenticationError as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
+        except LockedOut as exc:
+            raise exceptions.Throttled(exc.retry_after, str(exc)) from None
         except WorkspaceNotFound as exc:
             raise exceptions.NotFound(str(exc)) from None
 

@@ -3,6 +3,7 @@
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from config.addresses import client_address
 from tenancy.authentication import loopback_refusal
 
 
@@ -12,6 +13,6 @@ class LoginForm(AuthenticationForm):
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
-        client_ip = self.request.META.get("REMOTE_ADDR") if self.request is not None else None
+        client_ip = client_address(self.request) if self.request is not None else None
         if refusal := loopback_refusal(user, client_ip):
             raise ValidationError(refusal, code="loopback_only")

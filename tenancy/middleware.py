@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import logout
 
+from config.addresses import client_address
 from tenancy.authentication import loopback_refusal
 
 
@@ -14,7 +15,7 @@ def loopback_sessions_middleware(get_response):
     def middleware(request):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated \
-                and loopback_refusal(user, request.META.get("REMOTE_ADDR")):
+                and loopback_refusal(user, client_address(request)):
             logout(request)
         return get_response(request)
 

@@ -1,6 +1,7 @@
+from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -56,12 +57,28 @@ class Organization(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Bytes of artifacts the organization may keep: empty for LEDGERFLOW_ORG_ARTIFACT_QUOTA_BYTES,
+    # 0 for no quota. Changed through tracking.artifacts.artifact_quota_set (audited).
+    artifact_quota_bytes = models.BigIntegerField(
+        "artifact quota (bytes)", null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Empty: the server's default (LEDGERFLOW_ORG_ARTIFACT_QUOTA_BYTES); 0: none.")
+    # Bytes of artifacts uploaded and not deleted, kept by tracking/artifacts.py in each
+    # upload's and delete's audited transaction, with this row locked: never past the quota.
+    artifact_bytes = models.BigIntegerField("artifact storage used (bytes)", default=0,
+                                            db_default=0, editable=False)
 
     class Meta:
         ordering = ["slug"]
 
     def __str__(self):
         return self.slug
+
+    @property
+    def artifact_quota(self) -> int:
+        """The quota in force, in bytes; 0: none."""
+        if self.artifact_quota_bytes is not None:
+            return self.artifact_quota_bytes
+        return settings.LEDGERFLOW_ORG_ARTIFACT_QUOTA_BYTES
 
 
 class TenantModel(models.Model):

@@ -108,6 +108,26 @@ def user_password_set(*, org: Organization, user: User, password: str, actor: Ac
     return user
 
 
+def lockout_record(*, email: str, ip_address: str, via: str, until: datetime) -> int:
+    """Record that `email`'s account was locked out (tenancy/throttling.py) in the trail of each
+    of its organizations, each in its own transaction; returns how many. An unknown account
+    has no organization to record it in: the lockout is then logged and listed in django-axes'
+    admin only."""
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        return 0
+    actor = Actor.system(f"lockout of {ip_address or 'an unknown address'}",
+                         client_ip=ip_address or None)
+    memberships = list(Membership.objects.select_related("org").filter(user=user))
+    for membership in memberships:
+        with transaction.atomic():
+            audit_record(org=membership.org, actor=actor, action="user.locked_out", target=user,
+                         target_label=user.email,
+                         after={"email": user.email, "ip_address": ip_address, "via": via,
+                                "until": until.isoformat()})
+    return len(memberships)
+
+
 def _validate_role(role: str) -> None:
     if role not in Role.values:
         raise ApplicationError(

@@ -8,6 +8,7 @@ import importlib
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -56,6 +57,13 @@ def _audit_triggers_on(django_db_blocker):
     if connection.vendor == "postgresql" and connection.connection is not None:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = DEFAULT")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate counters and lockout marks (tenancy/throttling.py) live in the cache: each test
+    starts with none, as a test's database starts with no failed attempts."""
+    cache.clear()
 
 
 @dataclass

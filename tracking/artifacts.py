@@ -7,6 +7,18 @@ Writes stream: the body is staged chunk by chunk (hashed and counted) before any
 opens, then published inside the transaction that records the audit event; the previous state
 is set aside until commit, so a failed audit write leaves storage as it was (DESIGN.md
 invariants 1 and 3). The MLflow views (tracking/mlflow_api/artifacts.py) adapt these.
+
+Sizes (config/settings/fragments/quotas.py): one file at most LEDGERFLOW_MAX_ARTIFACT_BYTES,
+and an organization's artifacts at most its quota (Organization.artifact_quota). What each
+organization keeps is counted in Organization.artifact_bytes: every upload adds its size
+(less the size of the file it replaces), every delete takes its files' sizes back, in the
+transaction of the change's audit event and under a lock on the organization's row, so two
+parallel uploads cannot together pass the quota. An upload is checked before its body is read
+(its Content-Length), while it streams (a chunked body), and finally under that lock; a refused
+one leaves nothing (ResourceExhausted: 413, MLflow's RESOURCE_EXHAUSTED). Counted are the files
+an organization's users and tokens upload here; model packages (models_registry, their own
+storage), project archives (LEDGERFLOW_PROJECT_MAX_BYTES) and the logs a project run's worker
+copies into its run are not. artifact_usage_recount() recounts from storage.
 """
 
 import contextlib
@@ -25,11 +37,14 @@ from urllib.parse import unquote, urlparse
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 
 from audit.actors import Actor
 from audit.services import audit_record
 from config.exceptions import ApplicationError
+from tenancy.models import Organization
 from tracking.models import Experiment, LoggedModel, Run
 
 logger = logging.getLogger(__name__)
@@ -79,6 +94,16 @@ class ArtifactLocation:
     @property
     def name(self) -> str:
         return f"{self.org.pk}/{self.path}"
+
+
+class ResourceExhausted(ApplicationError):
+    """Past a size limit or an organization's artifact quota: 413, MLflow's RESOURCE_EXHAUSTED
+    (config.exceptions.ApplicationError has no kind for it; this subclass adds one)."""
+
+    STATUS = {**ApplicationError.STATUS, "resource_exhausted": 413}
+
+    def __init__(self, message: str):
+        super().__init__(message, kind="resource_exhausted")
 
 
 def _invalid(path: str, reason: str) -> ApplicationError:
@@ -241,17 +266,55 @@ def _walk_files(storage: Storage, name: str):
         yield file, storage.size(file)
 
 
+@dataclass(frozen=True)
+class _Room:
+    """What an upload may add: the per-file limit and the organization's quota (0: none),
+    its usage when the upload began, and the size of the file the upload replaces."""
+
+    org: Organization
+    file_limit: int
+    quota: int
+    used: int
+    replaced: int
+
+    @classmethod
+    def of(cls, org, replaced: int) -> "_Room":
+        current = Organization.objects.get(pk=org.pk)  # fresh: the caller's copy may be old
+        return cls(current, settings.LEDGERFLOW_MAX_ARTIFACT_BYTES, current.artifact_quota,
+                   current.artifact_bytes, replaced)
+
+    def check(self, size: int, *, complete: bool = True) -> None:
+        """Refuse `size` bytes (all of the file, or with `complete` false, what arrived so far
+        of a body of unknown length)."""
+        if self.file_limit and size > self.file_limit:
+            told = f"{size} bytes" if complete else f"more than {self.file_limit} bytes"
+            raise ResourceExhausted(f"The artifact is too large: {told}; this server accepts "
+                                    f"at most {self.file_limit} bytes per file.")
+        if self.quota and self.used - self.replaced + size > self.quota:
+            needed = f"{size - self.replaced} more bytes" if complete else \
+                f"more than the {self.quota - self.used + self.replaced} bytes left"
+            raise quota_exceeded(self.org, self.quota, self.used, needed)
+
+
+def quota_exceeded(org, quota: int, used: int, needed: str) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"Artifact quota exceeded: organization '{org.slug}' uses {used} of its {quota} bytes "
+        f"and this upload needs {needed}. Delete artifacts or ask an administrator for a "
+        f"larger quota.")
+
+
 class _Intake:
     """The request body as a read-only stream of bounded chunks, hashed and counted.
 
     `read()` never returns more than CHUNK_SIZE, whatever the caller asks, so no storage
-    backend can pull a whole upload into memory.
+    backend can pull a whole upload into memory. With `room`, a body of unknown length is
+    refused (ResourceExhausted) as soon as it passes a limit, not once it is all stored.
     """
 
     closed = False
 
-    def __init__(self, stream, length: int | None):
-        self.stream, self.length = stream, length
+    def __init__(self, stream, length: int | None, room: _Room | None = None):
+        self.stream, self.length, self.room = stream, length, room
         self.size, self._sha256 = 0, hashlib.sha256()
 
     def read(self, size: int | None = -1) -> bytes:
@@ -262,6 +325,8 @@ class _Intake:
         data = self.stream.read(size) if size > 0 else b""
         self._sha256.update(data)
         self.size += len(data)
+        if self.room is not None and data:
+            self.room.check(self.size, complete=self.length is not None)
         return data
 
     def readable(self) -> bool:
@@ -392,11 +457,15 @@ def _change(storage: Storage, name: str, staged: str | None):
     return _ObjectStoreChange(storage, name, uploaded=staged is not None)
 
 
-def _commit(change, location: ArtifactLocation, actor: Actor, action: str, **state) -> None:
-    """Record the event and apply the change in one transaction; undo the change if either
-    fails, drop what was set aside once committed."""
+def _commit(change, location: ArtifactLocation, actor: Actor, action: str,
+            charge: Callable[[], None], **state) -> None:
+    """Count the bytes, record the event and apply the change in one transaction; undo the
+    change if any fails, drop what was set aside once committed."""
     try:
         with transaction.atomic(durable=True):
+            # First: it locks the organization's row, before audit_record locks the chain
+            # head (the order organization_update takes them in, so neither waits for the other).
+            charge()
             audit_record(org=location.org, actor=actor, action=action,
                          target=_audit_target(location), target_label=_label(location.path),
                          **state)
@@ -430,17 +499,62 @@ def _label(path: str) -> str:
     return path if len(path) <= 300 else "…" + path[-299:]
 
 
+def _file_size(storage: Storage, name: str) -> int:
+    """The size of the file at `name`; 0 when there is none (or a directory)."""
+    local = _local_path(storage, name)
+    if local is not None:
+        return os.path.getsize(local) if os.path.isfile(local) else 0
+    return storage.size(name) if storage.exists(name) else 0
+
+
+def _locked_usage(org) -> Organization:
+    """The organization's row, locked until the transaction ends: uploads and deletes of one
+    organization count one after the other. FOR NO KEY UPDATE: inserts of the organization's
+    other rows (their foreign keys take FOR KEY SHARE on it) do not wait for it."""
+    return Organization.objects.select_for_update(no_key=True).only(
+        "slug", "artifact_bytes", "artifact_quota_bytes").get(pk=org.pk)
+
+
+def _charge_upload(org, size: int, replaced: Callable[[], int]) -> None:
+    """Add an upload of `size` bytes that replaces `replaced()` bytes, within the quota."""
+    current = _locked_usage(org)
+    delta = size - replaced()  # measured now, under the lock: an overwrite counts the difference
+    quota = current.artifact_quota
+    if delta > 0 and quota and current.artifact_bytes + delta > quota:
+        raise quota_exceeded(current, quota, current.artifact_bytes, f"{delta} more bytes")
+    _add_usage(org, delta)
+
+
+def _add_usage(org, delta: int) -> None:
+    if delta:  # never below 0: files older than the count may be deleted (recount fixes it)
+        Organization.objects.filter(pk=org.pk).update(artifact_bytes=Greatest(
+            F("artifact_bytes") + delta, 0, output_field=models.BigIntegerField()))
+
+
 def artifact_upload(*, org, path: str, stream, length: int | None, actor: Actor) -> ArtifactFile:
-    """Store the body of `stream` at `path`, streaming; one `artifact.uploaded` event."""
+    """Store the body of `stream` at `path`, streaming; one `artifact.uploaded` event.
+
+    Refused with ResourceExhausted, leaving nothing, when the file is larger than
+    LEDGERFLOW_MAX_ARTIFACT_BYTES or would take the organization past its artifact quota:
+    before the body is read when `length` shows it, else as soon as the stream passes it.
+    """
     location = artifact_locate(org=org, path=path)
     if "/" not in location.path:
         raise _invalid(location.path, "name a file inside an experiment's directory")
-    storage, intake = artifact_storage(), _Intake(stream, length)
+    storage = artifact_storage()
     local = _local_path(storage, "") is not None
+    replaced = _file_size(storage, location.name)
+    room = _Room.of(org, replaced)
+    if length is not None:
+        room.check(length)
+    intake = _Intake(stream, length, room)
     # Stage before any transaction opens: a long upload must not hold the org's audit lock.
     staged = f"{SCRATCH}/{uuid.uuid4().hex}" if local else location.name
     _save(storage, staged, intake, scratch=local)
+    # An object store was overwritten in place already: what it replaced was measured before.
+    measure = (lambda: _file_size(storage, location.name)) if local else (lambda: replaced)
     _commit(_change(storage, location.name, staged), location, actor, "artifact.uploaded",
+            charge=lambda: _charge_upload(org, intake.size, measure),
             after={"path": location.path, "size": intake.size, "sha256": intake.sha256})
     return ArtifactFile(location.path, False, intake.size)
 
@@ -456,5 +570,44 @@ def artifact_delete(*, org, path: str, actor: Actor) -> None:
         [(location.name, storage.size(location.name))]
     before = {"path": location.path, "is_dir": kind == "dir", "files": len(files),
               "size": sum(size for _name, size in files)}
+
+    def charge():
+        _locked_usage(org)
+        _add_usage(org, -before["size"])
+
     _commit(_change(storage, location.name, None), location, actor, "artifact.deleted",
-            before=before)
+            charge=charge, before=before)
+
+
+def artifact_quota_set(*, org, quota_bytes: int | None, actor: Actor) -> Organization:
+    """Set the organization's own artifact quota (None: the server's default, 0: none);
+    one `organization.updated` event naming the old and the new value."""
+    if quota_bytes is not None and quota_bytes < 0:
+        raise ApplicationError("An artifact quota is 0 (none) or a number of bytes.",
+                               fields={"artifact_quota_bytes": ["must not be negative"]})
+    with transaction.atomic(durable=True):
+        current = _locked_usage(org)
+        before = current.artifact_quota_bytes
+        Organization.objects.filter(pk=org.pk).update(artifact_quota_bytes=quota_bytes)
+        current.artifact_quota_bytes = quota_bytes
+        audit_record(org=current, actor=actor, action="organization.updated", target=current,
+                     before={"artifact_quota_bytes": before},
+                     after={"artifact_quota_bytes": quota_bytes})
+    return current
+
+
+def artifact_usage_recount(*, org, actor: Actor) -> int:
+    """Count the organization's artifact bytes from storage again: after the upgrade that
+    began counting (every count starts at 0), or when files changed outside this module (a
+    project run's logs are counted here, not when its worker writes them); one
+    `organization.artifact_usage_recounted` event. Uploads and deletes of the organization
+    wait while it walks its files."""
+    storage = artifact_storage()
+    with transaction.atomic(durable=True):
+        current = _locked_usage(org)
+        counted = sum(size for _name, size in _walk_files(storage, str(org.pk)))
+        Organization.objects.filter(pk=org.pk).update(artifact_bytes=counted)
+        audit_record(org=current, actor=actor, action="organization.artifact_usage_recounted",
+                     target=current, before={"artifact_bytes": current.artifact_bytes},
+                     after={"artifact_bytes": counted})
+    return counted

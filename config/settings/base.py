@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_guid",
+    "axes",  # failed logins and lockouts (config/settings/fragments/throttling.py)
     "tenancy",
     "audit",
     "tracking",
@@ -39,12 +40,15 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "config.limits.RequestBodyLimitMiddleware",  # 413 past a body limit, before it is read
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenancy.middleware.loopback_sessions_middleware",  # demo accounts: this machine only
     "tenancy.middleware.session_lifetime_middleware",  # idle timeout, absolute lifetime
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy (fragments/csp.py)
+    "axes.middleware.AxesMiddleware",  # a locked-out login answers 429 (fragments/throttling.py)
 ]
 
 # A browser session ends after this long without a request, and this long after its login
@@ -55,6 +59,11 @@ LEDGERFLOW_SESSION_MAX_SECONDS = env_int("LEDGERFLOW_SESSION_MAX_SECONDS", 8 * 3
 SESSION_COOKIE_AGE = LEDGERFLOW_SESSION_MAX_SECONDS
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Django's defaults, pinned: pages are never framed, send no Referer to other sites and are
+# never sniffed into another type (asserted on every page by tests/ui/test_csp.py).
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -70,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenancy.context_processors.organization",
+                "tenancy.oidc.sso_context",  # the login page's single sign-on button (fragments/oidc.py)
             ],
         },
     },
@@ -272,6 +282,13 @@ DJANGO_GUID = {
 }
 
 from config.settings.fragments.celery import *  # noqa: E402,F403
+from config.settings.fragments.csp import *  # noqa: E402,F403
 from config.settings.fragments.logging import *  # noqa: E402,F403
+from config.settings.fragments.quotas import *  # noqa: E402,F403
 from config.settings.fragments.rest import *  # noqa: E402,F403
 from config.settings.fragments.sandbox import *  # noqa: E402,F403
+from config.settings.fragments.throttling import *  # noqa: E402,F403
+
+# isort: split
+# After throttling: single sign-on adds its backend to throttling's AUTHENTICATION_BACKENDS.
+from config.settings.fragments.oidc import *  # noqa: E402,F403

@@ -202,8 +202,10 @@ def _list_below(ctx: Context, root_uri: str, relative: str) -> dict:
     return {"root_uri": root_uri, **({"files": files} if files else {})}
 
 
-# Mount under both "api/2.0/mlflow-artifacts/" and "ajax-api/2.0/mlflow-artifacts/".
+# Mount under both "api/2.0/mlflow-artifacts/" and "ajax-api/2.0/mlflow-artifacts/". The
+# name gives uploads their own body limit (LEDGERFLOW_UPLOAD_VIEWS, config/limits.py); the
+# exact per-file limit and the organization's quota are artifact_upload's.
 urls = [
-    re_path(r"^artifacts/?$", artifacts_endpoint),
-    path("artifacts/<path:artifact_path>", artifacts_endpoint),
+    re_path(r"^artifacts/?$", artifacts_endpoint, name="mlflow-artifacts"),
+    path("artifacts/<path:artifact_path>", artifacts_endpoint, name="mlflow-artifacts"),
 ]

@@ -11,6 +11,10 @@ STATUS = {
     "ENDPOINT_NOT_FOUND": 404,
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
+    # MLflow answers 429 (and its client retries that); past a size limit or an organization's
+    # artifact quota a retry cannot succeed, so 413 (config/settings/fragments/quotas.py).
+    "RESOURCE_EXHAUSTED": 413,
+    "REQUEST_LIMIT_EXCEEDED": 429,  # throttled or locked out; sent with Retry-After
     "INTERNAL_ERROR": 500,
     "TEMPORARILY_UNAVAILABLE": 503,
 }
@@ -22,14 +26,17 @@ FROM_KIND = {
     "conflict": "INVALID_STATE",
     "model_failed": "INTERNAL_ERROR",
     "unavailable": "TEMPORARILY_UNAVAILABLE",
+    "resource_exhausted": "RESOURCE_EXHAUSTED",  # tracking.artifacts.ResourceExhausted
 }
 
 
 class MlflowError(Exception):
-    def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE"):
+    def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE",
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.error_code = error_code
+        self.retry_after = retry_after  # seconds, for a Retry-After header
 
     @property
     def status(self) -> int:

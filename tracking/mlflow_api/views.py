@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -27,6 +28,7 @@ from tenancy.authentication import (
     session_access,
 )
 from tenancy.roles import Capability
+from tenancy.throttling import LockedOut, rate_check
 from tracking.mlflow_api import scope
 from tracking.mlflow_api.errors import MlflowError
 from tracking.mlflow_api.request import MlflowRequest
@@ -77,7 +79,10 @@ def json_response(body: dict, status: int = 200) -> HttpResponse:
 
 
 def error_response(exc: MlflowError) -> HttpResponse:
-    return json_response({"error_code": exc.error_code, "message": exc.message}, exc.status)
+    response = json_response({"error_code": exc.error_code, "message": exc.message}, exc.status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _match(method: str, path: str):
@@ -94,9 +99,11 @@ def mlflow_access(request) -> Access:
     if header:
         try:
             user, access = authenticate_token_header(header, request.META.get(WORKSPACE_HEADER),
-                                                     request.META.get("REMOTE_ADDR"))
+                                                     request)
         except AuthenticationError as exc:
             raise MlflowError(str(exc), "UNAUTHENTICATED") from None
+        except LockedOut as exc:
+            raise MlflowError(str(exc), "REQUEST_LIMIT_EXCEEDED", exc.retry_after) from None
         except WorkspaceNotFound as exc:
             raise MlflowError(str(exc), "RESOURCE_DOES_NOT_EXIST") from None
         request.user = user
@@ -153,6 +160,10 @@ def authorize(request, capability: Capability) -> Access:
         _check_csrf(request)
     if not access.can(capability):
         raise MlflowError(_denied(access, capability), "PERMISSION_DENIED")
+    if (wait := rate_check(request, access)) is not None:
+        raise MlflowError(f"Too many requests: at most {settings.LEDGERFLOW_API_RATE} a minute "
+                          f"per token (LEDGERFLOW_API_RATE); retry in {wait} s.",
+                          "REQUEST_LIMIT_EXCEEDED", wait)
     return access
 
 

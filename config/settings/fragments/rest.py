@@ -6,6 +6,7 @@ REST_FRAMEWORK = {
         "tenancy.authentication.OrgSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenancy.permissions.HasCapability"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenancy.throttling.RequestRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
