@@ -105,13 +105,19 @@ def test_compare_three_runs(page, personas, tracked):  # noqa: F811
         assert sorted(t["name"] for t in traces) == sorted(values)
         assert all(len(t["y"]) == 3 for t in traces)
 
-    parallel = plot_data(page, "plot-parallel")[0]
-    labels = {d["label"] for d in parallel["dimensions"]}
+    labels = set(page.evaluate("document.getElementById('plot-parallel').layout.meta.dimensions"))
     assert {"params.lr", "params.seed", "metrics.m0", "metrics.loss"} <= labels
     assert "params.p1" not in labels  # not numeric
+    lines = {t["name"]: t for t in plot_data(page, "plot-parallel")}
+    assert sorted(lines) == sorted(values)  # one line per run, through every axis
+    assert all(len(t["y"]) == len(labels) and 0 <= min(t["y"]) <= max(t["y"]) <= 1
+               for t in lines.values())
     page.get_by_label("Color lines by").select_option("loss")
-    page.wait_for_function("document.getElementById('plot-parallel').data[0]"
-                           ".line.colorbar.title.text === 'loss'")
+    page.wait_for_function("document.getElementById('plot-parallel').layout.meta.colorBy"
+                           " === 'loss'")
+    colors = {t["name"]: t["line"]["color"] for t in plot_data(page, "plot-parallel")}
+    worst = max(values, key=lambda name: values[name]["loss"])
+    assert colors[worst] == "rgb(196,40,28)"  # red: the highest loss
 
     page.locator("#scatter-x").select_option("params.lr")
     page.locator("#scatter-y").select_option("metrics.m0")

@@ -3,8 +3,6 @@ and the metric histories the charts of this page and of the run page draw."""
 
 import math
 
-from csp.decorators import csp_update
-from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
@@ -48,7 +46,6 @@ def _rows(matrix: dict[str, list], show) -> list[dict]:
 
 
 @org_page
-@csp_update(settings.LEDGERFLOW_CSP_COMPARE_PAGE)  # Plotly's parallel coordinates (WebGL)
 def run_compare(request):
     ids = run_ids_param(request)
     if not 2 <= len(ids) <= MAX_COMPARED:

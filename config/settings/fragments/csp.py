@@ -20,7 +20,7 @@ is refused and no plugin content loads (object-src).
 tests/ui/test_csp.py opens every page in Chromium and fails on any violation.
 """
 
-from csp.constants import NONCE, NONE, SELF, UNSAFE_EVAL, UNSAFE_HASHES
+from csp.constants import NONCE, NONE, SELF
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -36,17 +36,4 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
         "form-action": [SELF],
     },
-}
-
-# The one exception, added to the policy of the compare page only (tracking/views/compare.py,
-# csp.decorators.csp_update). Plotly's parallel-coordinates plot draws with regl (WebGL), which
-# compiles its draw calls with `Function(...)`: without 'unsafe-eval' the plot shows "WebGL is
-# not supported". The bundle the plotly package ships has no precompiled code for regl (the
-# separate "strict" bundle of plotly.js has, and would make this unnecessary). The plot's
-# colour bar also sets style="" on its rectangles: the hash of the empty string lets exactly
-# that empty attribute through, nothing else. 'unsafe-inline' stays refused there as well:
-# injected markup runs no script on the compare page either.
-LEDGERFLOW_CSP_COMPARE_PAGE = {
-    "script-src": [UNSAFE_EVAL],
-    "style-src-attr": [UNSAFE_HASHES, "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"],
 }
