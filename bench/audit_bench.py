@@ -108,6 +108,7 @@ def _load_events(org, count: int) -> None:
 
     from audit.chain import event_hash
     from audit.models import AuditChainHead
+    from tenancy.rls import policies_lifted
 
     columns = ("org_id", "seq", "created_at", "actor_kind", "actor_label", "action",
                "target_type", "target_id", "target_label", "before", "after", "request_id",
@@ -116,7 +117,8 @@ def _load_events(org, count: int) -> None:
         cursor.execute("SET LOCAL session_replication_role = replica")
         head = AuditChainHead.objects.get(org=org)
         prev = head.hash
-        with cursor.cursor.copy(f"COPY audit_auditevent ({', '.join(columns)}) FROM STDIN") as copy:
+        with policies_lifted(cursor, ["audit_auditevent"]), \
+                cursor.cursor.copy(f"COPY audit_auditevent ({', '.join(columns)}) FROM STDIN") as copy:
             for seq in range(head.seq + 1, count + 1):
                 record = {"org": org.slug, "seq": seq,
                           "created_at": f"2026-01-01T00:00:{seq % 60:02d}.{seq % 1000000:06d}Z",

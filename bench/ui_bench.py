@@ -35,28 +35,32 @@ def load(org, experiment, count: int) -> float:
     a throwaway database)."""
     from django.db import connection, transaction
 
+    from tenancy.rls import policies_lifted
+
     rng, started = random.Random(7), time.perf_counter()  # noqa: S311  (bench data)
     prefix = experiment.artifact_location
+    tables = ["tracking_run", "tracking_param", "tracking_latestmetric"]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
-        uuids = [uuid.uuid4().hex for _ in range(count)]
-        _copy(cursor, "tracking_run", (
-            "org_id", "run_uuid", "experiment_id", "name", "user_id", "status", "start_time",
-            "end_time", "lifecycle_stage", "artifact_uri"),
-            ((org.pk, u, experiment.pk, f"run-{i}", "bench@example.com", "FINISHED",
-              T0 + 1000 * i, T0 + 1000 * i + rng.randint(1_000, 600_000), "active",
-              f"{prefix}/{u}/artifacts") for i, u in enumerate(uuids)))
-        cursor.execute("SELECT id FROM tracking_run WHERE experiment_id = %s ORDER BY id",
-                       [experiment.pk])
-        ids = [row[0] for row in cursor.fetchall()]
-        _copy(cursor, "tracking_param", ("org_id", "run_id", "key", "value"),
-              ((org.pk, run_id, f"p{k}", f"v{rng.randrange(10)}")
-               for run_id in ids for k in range(PARAMS)))
-        _copy(cursor, "tracking_latestmetric",
-              ("org_id", "run_id", "key", "value", "is_nan", "timestamp", "step"),
-              ((org.pk, run_id, f"m{k}", rng.random(), False, T0, 100)
-               for run_id in ids for k in range(METRICS)))
-        for table in ("tracking_run", "tracking_param", "tracking_latestmetric"):
+        with policies_lifted(cursor, tables):  # COPY FROM is refused under row security
+            uuids = [uuid.uuid4().hex for _ in range(count)]
+            _copy(cursor, "tracking_run", (
+                "org_id", "run_uuid", "experiment_id", "name", "user_id", "status", "start_time",
+                "end_time", "lifecycle_stage", "artifact_uri"),
+                ((org.pk, u, experiment.pk, f"run-{i}", "bench@example.com", "FINISHED",
+                  T0 + 1000 * i, T0 + 1000 * i + rng.randint(1_000, 600_000), "active",
+                  f"{prefix}/{u}/artifacts") for i, u in enumerate(uuids)))
+            cursor.execute("SELECT id FROM tracking_run WHERE experiment_id = %s ORDER BY id",
+                           [experiment.pk])
+            ids = [row[0] for row in cursor.fetchall()]
+            _copy(cursor, "tracking_param", ("org_id", "run_id", "key", "value"),
+                  ((org.pk, run_id, f"p{k}", f"v{rng.randrange(10)}")
+                   for run_id in ids for k in range(PARAMS)))
+            _copy(cursor, "tracking_latestmetric",
+                  ("org_id", "run_id", "key", "value", "is_nan", "timestamp", "step"),
+                  ((org.pk, run_id, f"m{k}", rng.random(), False, T0, 100)
+                   for run_id in ids for k in range(METRICS)))
+        for table in tables:
             cursor.execute(f"ANALYZE {table}")
     return time.perf_counter() - started
 

@@ -56,6 +56,9 @@ def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float =
     sys.exit(f"{name} did not listen on port {port} within {timeout}s")
 
 
+APP_ROLE = "ledgerflow"
+
+
 def start_postgres(workdir: Path) -> tuple[subprocess.Popen, int]:
     bindir, data = pg_bindir(), workdir / "pgdata"
     if os.geteuid() == 0:
@@ -74,6 +77,17 @@ def start_postgres(workdir: Path) -> tuple[subprocess.Popen, int]:
         stdout=subprocess.DEVNULL, stderr=open(workdir / "postgres.log", "w"),  # noqa: SIM115
     )
     wait_for_port(port, proc, "postgres")
+    # The service's own role, as in production: no superuser (a superuser would pass through
+    # row-level security, tenancy/rls.py), allowed to create the test databases and to switch
+    # the audit triggers off as the tamper tests' "database administrator" does.
+    subprocess.run(
+        as_postgres_user([str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port),
+                          "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q",
+                          "-c", f"CREATE ROLE {APP_ROLE} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS",
+                          "-c", f"GRANT SET ON PARAMETER session_replication_role TO {APP_ROLE}",
+                          "-c", f"CREATE DATABASE ledgerflow OWNER {APP_ROLE}"]),
+        check=True, stdout=subprocess.DEVNULL,
+    )
     return proc, port
 
 
@@ -118,7 +132,7 @@ def main() -> int:
         redis_url = f"redis://127.0.0.1:{redis_port}"
         env = {
             **os.environ,
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/ledgerflow",
+            "DATABASE_URL": f"postgres://{APP_ROLE}@127.0.0.1:{pg_port}/ledgerflow",
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": f"{redis_url}/0",
             "CELERY_RESULT_BACKEND": f"{redis_url}/1",

@@ -16,6 +16,7 @@ from rest_framework import authentication, exceptions
 from config.addresses import client_address, is_loopback
 from config.rows import Join, cache_related
 from tenancy.models import ApiToken, Membership, Organization, User
+from tenancy.rls import scope_to
 from tenancy.roles import MUTATING, Capability, capabilities_of
 from tenancy.throttling import LockedOut, check_not_locked, token_failed
 from tenancy.tokens import token_matches, token_parse
@@ -158,6 +159,8 @@ def authenticate_token_header(header: str, workspace: str | None = None, request
         raise AuthenticationError("This token's user is no longer a member of its organization.")
     if workspace and workspace != token.org.slug:
         raise WorkspaceNotFound(f"Workspace '{workspace}' not found.")
+    if request is not None:
+        scope_to(token.org_id)  # the database shows this request its organization's rows only
     membership = Membership(pk=token.membership_id, org=token.org, user=token.user,
                             role=token.membership_role)
     membership._state.adding = False  # the row exists; it was just read
@@ -176,7 +179,10 @@ def session_access(request) -> Access | None:
     else:
         only = list(memberships[:2])
         membership = only[0] if len(only) == 1 else None
-    return Access(org=membership.org, membership=membership) if membership else None
+    if membership is None:
+        return None
+    scope_to(membership.org_id)  # the database shows this request its organization's rows only
+    return Access(org=membership.org, membership=membership)
 
 
 class TokenAuthentication(authentication.BaseAuthentication):

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from tenancy.rls import unscoped
 from tenancy.services import lockout_record
 from tenancy.throttling import lift, lock_out
 
@@ -20,9 +21,10 @@ def on_locked_out(request, username: str | None, ip_address: str | None, **_kwar
     logger.warning("Locked out for %s s: address %s, account %s", seconds, ip_address,
                    username or "-")
     if newly:  # once per lockout, however often it is tried during it
-        lockout_record(email=username, ip_address=ip_address or "",
-                       via=request.path if request is not None else "",
-                       until=timezone.now() + timedelta(seconds=seconds))
+        with unscoped():  # in each of the account's organizations, not the token's alone
+            lockout_record(email=username, ip_address=ip_address or "",
+                           via=request.path if request is not None else "",
+                           until=timezone.now() + timedelta(seconds=seconds))
 
 
 def on_attempt_deleted(instance, **_kwargs) -> None:
