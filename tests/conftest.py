@@ -66,6 +66,21 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test process, for every test that drives a browser (tests/ui
+    and others): Playwright's sync API runs one instance per thread, and a second one started
+    beside it fails."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui.conftest import ARGS, CHROMIUM
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield launched
+        launched.close()
+
+
 @dataclass
 class Persona:
     user: User

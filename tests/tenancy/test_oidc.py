@@ -23,7 +23,6 @@ from oidc_provider_mock import run_server_in_thread
 
 from tenancy import oidc
 from tenancy.models import User
-from tests.ui.conftest import ARGS, CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT_PROCESSOR = "tenancy.oidc.sso_context"
@@ -280,18 +279,18 @@ def test_the_settings_need_no_provider_at_start_up(tmp_path):
 
 
 @pytest.mark.postgres_only
-def test_signing_in_with_the_button_in_a_browser(configured, personas, idp, live_server):
-    from playwright.sync_api import sync_playwright
-
+def test_signing_in_with_the_button_in_a_browser(configured, personas, idp, live_server,
+                                                 browser):
     configured()
     claims_set(idp, "alice-at-idp", email="alice@a.example", email_verified=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(base_url=live_server.url)
+    context = browser.new_context(base_url=live_server.url)
+    try:
+        page = context.new_page()
         page.goto("/login/")
         page.get_by_role("link", name="Sign in with Bank ID").click()
         page.get_by_placeholder("sub").fill("alice-at-idp")
         page.get_by_role("button", name="Authorize").click()
         page.wait_for_url(f"{live_server.url}/")
         assert "You are signed in as alice@a.example" in page.locator("main").inner_text()
-        browser.close()
+    finally:
+        context.close()
