@@ -761,6 +761,12 @@ def org_state(org) -> dict:
                 cursor.execute(f"SELECT * FROM {qn(table)} t WHERE {where} "
                                f"ORDER BY t.{qn(key)}", [org.pk])
                 state[label] = cursor.fetchall()
+    if connection.vendor != "postgresql":
+        # SQLite hands a new row the id of a deleted one: org A's folder may be the folder of
+        # an earlier test's organization of the same id, whose files that test's leftover
+        # threads may still touch. The files are the same on both databases: PostgreSQL's
+        # run compares them.
+        return state
     root, files = artifact_storage().path(str(org.pk)), []
     for folder, _dirs, names in os.walk(root):
         for name in names:

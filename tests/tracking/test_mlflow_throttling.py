@@ -7,8 +7,6 @@ import pytest
 from django.test import override_settings
 from mlflow.exceptions import MlflowException
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
 
 def test_the_client_sees_its_flood_throttled(personas, mlflow_as):
     client = mlflow_as(personas.alice)
