@@ -100,7 +100,9 @@ def _token_lookup(raw: str, email: str | None, request) -> ApiToken:
     (tenancy/throttling.py); commands pass none."""
     parsed = token_parse(raw)
     if parsed is None:
-        _guessed(request, email)
+        if request is not None:
+            check_not_locked(request, email)
+            token_failed(request, email)
         raise AuthenticationError("Malformed token: Ledgerflow tokens look like 'lfw_…' or 'lfr_…'.")
     _kind, lookup = parsed
     # One query per request, written by hand (config/rows.py: the ORM took longer to compile
@@ -117,15 +119,10 @@ def _token_lookup(raw: str, email: str | None, request) -> ApiToken:
     # Compare even when nothing was found, so timing does not reveal which lookups exist.
     if not token_matches(raw, token.secret_hash if token else "0" * 64) or token is None \
             or (email is not None and email != token.user.email):
-        _guessed(request, account)
+        if request is not None:
+            token_failed(request, account)  # the lockout was checked above
         raise AuthenticationError("Invalid token.")
     return token
-
-
-def _guessed(request, account: str | None) -> None:
-    if request is not None:
-        check_not_locked(request, account)
-        token_failed(request, account)
 
 
 def loopback_refusal(user, client_ip: str | None) -> str | None:
