@@ -163,7 +163,10 @@ def ledgerflow_env(pg_port: int, data: Path, **overrides: str) -> dict:
             "SECRET_KEY": secrets.token_urlsafe(50), "SECURE_SSL_REDIRECT": "0",
             "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1",
             "LEDGERFLOW_SIGNING_KEY_FILE": str(key), "LEDGERFLOW_DATA_DIR": str(data),
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/ledgerflow",
+            # the two roles of production (tenancy/dbroles.py): no superuser, whom row-level
+            # security would not bind
+            "DATABASE_URL": f"postgres://{services.APP_ROLE}@127.0.0.1:{pg_port}/ledgerflow",
+            "DATABASE_OWNER_URL": f"postgres://{services.OWNER_ROLE}@127.0.0.1:{pg_port}/ledgerflow",
             "CELERY_BROKER_URL": "memory://", "CELERY_RESULT_BACKEND": "cache+memory://",
             "LOG_LEVEL": "WARNING", **overrides}
 
@@ -388,7 +391,7 @@ def main() -> int:
 
         admin = f"postgresql://postgres@127.0.0.1:{pg_port}/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
-            for db in ("ledgerflow", "mlflow", "copybench"):
+            for db in ("mlflow", "copybench"):  # ledgerflow's: services.start_postgres
                 conn.execute(f"CREATE DATABASE {db}")
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         ml_proc, ml_port, ml_log, ml_cmd = start_mlflow(pg_port, tmp, args.workers)

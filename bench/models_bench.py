@@ -496,8 +496,7 @@ def main() -> int:
 
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/postgres",
                              autocommit=True) as conn:
-            for db in ("ledgerflow", "mlflow"):
-                conn.execute(f"CREATE DATABASE {db}")
+            conn.execute("CREATE DATABASE mlflow")  # ledgerflow's: services.start_postgres
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
         env = ledgerflow_env(pg_port, redis_port, tmp / "ledgerflow")
         ms_proc, ms_port, ms_log, commands["mlflow server"] = harness.start_mlflow(

@@ -452,8 +452,7 @@ def project_runs(args, tmp: Path, out: dict) -> None:
 
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/postgres",
                              autocommit=True) as conn:
-            for db in ("ledgerflow", "mlflow"):
-                conn.execute(f"CREATE DATABASE {db}")
+            conn.execute("CREATE DATABASE mlflow")  # ledgerflow's: services.start_postgres
             result["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
         env_cache = Path(args.env_cache) if args.env_cache else tmp / "envs"
         if not args.env_cache:  # the job's uid reads it (a given cache is left as it is)

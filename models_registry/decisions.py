@@ -11,6 +11,7 @@ import hmac
 import math
 import os
 import secrets
+import weakref
 from dataclasses import dataclass
 
 import orjson
@@ -177,6 +178,11 @@ def decisions_record(*, org, version: ModelVersion, items: list[DecisionInput], 
     return rows
 
 
+# The staging tables each database session has (by its psycopg connection: they end with it),
+# so that a session creates each once, not once per request.
+_STAGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _insert(rows: list[dict]) -> None:
     """On PostgreSQL one COPY of the rows as they are, whatever their number (a 1,000-row
     INSERT spends most of its time having psycopg quote each value, building model instances
@@ -198,8 +204,11 @@ def _insert(rows: list[dict]) -> None:
     dumps = orjson.dumps
     texts = {}  # by identity: a request's reference, provenance, params are in every row
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608 (our names)
-                       f"AS SELECT {columns} FROM {table} WITH NO DATA")
+        staged = _STAGED.setdefault(connection.connection, set())  # this session's
+        if stage not in staged:
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608 (our names)
+                           f"AS SELECT {columns} FROM {table} WITH NO DATA")
+            transaction.on_commit(lambda: staged.add(stage))  # a rollback undoes the CREATE
         with cursor.cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 values = list(row.values())

@@ -15,7 +15,7 @@ if [ "${1:-all}" != "sqlite" ]; then
   .venv/bin/pytest -p no:cacheprovider "${workers[@]}" ${PYTEST_ARGS:-}
 fi
 echo "== SQLite: the core"
-DATABASE_URL="sqlite:///$(mktemp -d)/ledgerflow-test.sqlite3" \
+DATABASE_URL="sqlite:///$(mktemp -d)/ledgerflow-test.sqlite3" DATABASE_OWNER_URL="" \
   .venv/bin/pytest -p no:cacheprovider "${workers[@]}" -m "not postgres_only and not slow" \
   tests/tenancy tests/audit tests/tracking tests/system tests/web tests/jobs \
   tests/models_registry/test_invariants.py tests/models_registry/test_native_api.py \

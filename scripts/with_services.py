@@ -3,9 +3,10 @@
 
     python scripts/with_services.py -- pytest -q
 
-Exports DATABASE_URL, REDIS_URL, CELERY_BROKER_URL and CELERY_RESULT_BACKEND to the command,
-and always stops both servers and removes their data afterwards. initdb refuses to run as
-root, so as root the PostgreSQL processes run as the unprivileged user `nobody`.
+Exports DATABASE_URL (the service's role), DATABASE_OWNER_URL (the tables' owner), REDIS_URL,
+CELERY_BROKER_URL and CELERY_RESULT_BACKEND to the command, and always stops both servers and
+removes their data afterwards. initdb refuses to run as root, so as root the PostgreSQL
+processes run as the unprivileged user `nobody`.
 """
 
 import glob
@@ -56,7 +57,8 @@ def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float =
     sys.exit(f"{name} did not listen on port {port} within {timeout}s")
 
 
-APP_ROLE = "ledgerflow"
+APP_ROLE = "ledgerflow"  # the service: reads and writes rows
+OWNER_ROLE = "ledgerflow_owner"  # the tables' owner: migrate, and the tests' databases
 
 
 def start_postgres(workdir: Path) -> tuple[subprocess.Popen, int]:
@@ -77,15 +79,20 @@ def start_postgres(workdir: Path) -> tuple[subprocess.Popen, int]:
         stdout=subprocess.DEVNULL, stderr=open(workdir / "postgres.log", "w"),  # noqa: SIM115
     )
     wait_for_port(port, proc, "postgres")
-    # The service's own role, as in production: no superuser (a superuser would pass through
-    # row-level security, tenancy/rls.py), allowed to create the test databases and to switch
-    # the audit triggers off as the tamper tests' "database administrator" does.
+    # The two roles of production (docs/deploy.md, tenancy/dbroles.py), neither a superuser
+    # (one would pass through row-level security): the owner migrates and, here, creates the
+    # tests' databases; the service reads and writes rows. For the tests alone, the service
+    # may switch the audit triggers off and become the owner (NOINHERIT: only by SET ROLE), as
+    # the tamper drills' "database administrator" does.
     subprocess.run(
         as_postgres_user([str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port),
                           "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q",
-                          "-c", f"CREATE ROLE {APP_ROLE} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS",
-                          "-c", f"GRANT SET ON PARAMETER session_replication_role TO {APP_ROLE}",
-                          "-c", f"CREATE DATABASE ledgerflow OWNER {APP_ROLE}"]),
+                          "-c", f"CREATE ROLE {OWNER_ROLE} LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS",
+                          "-c", f"CREATE ROLE {APP_ROLE} LOGIN NOINHERIT NOSUPERUSER NOBYPASSRLS",
+                          "-c", f"GRANT {OWNER_ROLE} TO {APP_ROLE}",
+                          "-c", "GRANT SET ON PARAMETER session_replication_role "
+                          f"TO {APP_ROLE}, {OWNER_ROLE}",
+                          "-c", f"CREATE DATABASE ledgerflow OWNER {OWNER_ROLE}"]),
         check=True, stdout=subprocess.DEVNULL,
     )
     return proc, port
@@ -133,6 +140,7 @@ def main() -> int:
         env = {
             **os.environ,
             "DATABASE_URL": f"postgres://{APP_ROLE}@127.0.0.1:{pg_port}/ledgerflow",
+            "DATABASE_OWNER_URL": f"postgres://{OWNER_ROLE}@127.0.0.1:{pg_port}/ledgerflow",
             "REDIS_URL": redis_url,
             "CELERY_BROKER_URL": f"{redis_url}/0",
             "CELERY_RESULT_BACKEND": f"{redis_url}/1",

@@ -12,12 +12,14 @@ class TenancyConfig(AppConfig):
         from django.db.models.signals import post_delete, post_migrate
 
         import config.schema  # noqa: F401  (registers the OpenAPI authentication extensions)
+        from tenancy.dbroles import grant_to_service
         from tenancy.lockouts import on_attempt_deleted, on_locked_out
         from tenancy.rls import forget_scope, install_row_security
 
         user_locked_out.connect(on_locked_out, dispatch_uid="ledgerflow-lockout")
         # row-level security (PostgreSQL): policies after every migrate; no scope in a new session
         post_migrate.connect(install_row_security, sender=self, dispatch_uid="ledgerflow-rls")
+        post_migrate.connect(grant_to_service, sender=self, dispatch_uid="ledgerflow-grants")
         connection_created.connect(forget_scope, dispatch_uid="ledgerflow-rls-session")
         post_delete.connect(on_attempt_deleted, sender=AccessAttempt,
                             dispatch_uid="ledgerflow-lockout-lifted")

@@ -69,6 +69,18 @@ def _scope_of_connection():
     return getattr(connection, "ledgerflow_org", None)
 
 
+def scope_expression(column: str) -> str:
+    """A select-list item that scopes the connection to the organization in `column`: for a
+    query that finds the organization and scopes at once (the token lookup); then tell
+    `scoped_by_query`."""
+    return f"set_config('{SETTING}', {column}::text, false)"
+
+
+def scoped_by_query(org_id: int) -> None:
+    """A query with `scope_expression` found `org_id`: the connection is scoped to it."""
+    connection.ledgerflow_org = org_id
+
+
 def scope_to(org_id: int) -> None:
     """From now on this request's connection sees and writes organization `org_id` only."""
     if connection.vendor != "postgresql" or _scope_of_connection() == org_id:

@@ -5,6 +5,7 @@ Each has a read-write token; `api(persona)` is a DRF client authenticated as the
 """
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +14,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from audit.actors import Actor
+from tenancy.dbroles import as_owner, as_service, owner_credentials
 from tenancy.models import ApiToken, Membership, Organization, User
 from tenancy.roles import Role
 from tenancy.services import membership_add, organization_create, token_create
@@ -47,6 +49,8 @@ def transactional_db(_sqlite_audit_triggers_restored, transactional_db, django_d
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET session_replication_role = replica")
+            if owner := owner_credentials():  # TRUNCATE is the tables' owner's
+                cursor.execute(f"SET ROLE {connection.ops.quote_name(owner['USER'])}")
         elif connection.vendor == "sqlite":
             for name in sorted(_APPEND_ONLY.SQLITE_TRIGGERS):
                 cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
@@ -57,6 +61,39 @@ def _audit_triggers_on(django_db_blocker):
     if connection.vendor == "postgresql" and connection.connection is not None:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = DEFAULT")
+            cursor.execute("RESET ROLE")
+
+
+# The two database roles of production (tenancy/dbroles.py): the tables' owner creates,
+# migrates and drops the test databases; the tests run as the service's role, which reads and
+# writes rows only. (Under scripts/with_services.py that role may also become the owner by
+# SET ROLE, for the flush above and the tamper drills: production grants no such thing.)
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    with as_owner():
+        yield
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    with as_service():
+        yield
+
+
+@contextmanager
+def as_table_owner():
+    """The tables' owner on this test's connection (PostgreSQL under with_services): a
+    database administrator, for the drills that show what the audit triggers stop."""
+    owner = owner_credentials()
+    with connection.cursor() as cursor:
+        if owner:
+            cursor.execute(f"SET ROLE {connection.ops.quote_name(owner['USER'])}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if owner:
+                cursor.execute("RESET ROLE")
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env_bool, env_db, env_int, env_list, env_secret, env_str
 from config.paths import BASE_DIR, DATA_DIR
 
@@ -109,6 +111,17 @@ else:
     # older than 1.21 in transaction mode, set LEDGERFLOW_DB_PREPARE=false.
     if env_bool("LEDGERFLOW_DB_PREPARE", True):  # only what asks (config.rows.PreparingCursor)
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 10**9)
+# The tables' owner, whom `manage.py migrate` alone connects as (tenancy/dbroles.py): the
+# service's own role (DATABASE_URL) reads and writes rows, and cannot switch row-level security
+# off. Its user, password, host and port; the database is DATABASE_URL's.
+LEDGERFLOW_DATABASE_OWNER = None
+if env_secret("DATABASE_OWNER_URL", ""):
+    _owner = env_db("DATABASE_OWNER_URL", "")
+    if _owner["ENGINE"] != DATABASES["default"]["ENGINE"] or \
+            DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        raise ImproperlyConfigured("DATABASE_OWNER_URL needs a PostgreSQL DATABASE_URL: the "
+                                   "owner is another role of the same database")
+    LEDGERFLOW_DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 # Services open their own atomic blocks (durable=True); see STYLE.md section 4.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 

@@ -24,6 +24,7 @@ from audit.notes import Checkpoint, sign
 from audit.services import audit_record, audit_records, audit_verify_org, checkpoint_create
 from audit.verifier import verify_chain
 from tenancy.services import token_create, token_revoke
+from tests.conftest import as_table_owner
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTOR = Actor.command("test-tamper")
@@ -39,15 +40,16 @@ def triggers_off():
     off = ["SET session_replication_role = replica"] if pg else \
         [f"DROP TRIGGER {name}" for name in sorted(APPEND_ONLY.SQLITE_TRIGGERS)]
     on = ["SET session_replication_role = DEFAULT"] if pg else APPEND_ONLY.SQLITE_FORWARD
-    with connection.cursor() as cursor:
-        for statement in off:
-            cursor.execute(statement)
-    try:
-        yield
-    finally:
+    with as_table_owner():  # the service's role may not change the trail, triggers or not
         with connection.cursor() as cursor:
-            for statement in on:
+            for statement in off:
                 cursor.execute(statement)
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                for statement in on:
+                    cursor.execute(statement)
 
 
 def _history(personas, *, checkpoints: bool):

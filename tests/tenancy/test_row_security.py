@@ -1,6 +1,6 @@
 """Row-level security (tenancy/rls.py): PostgreSQL shows a request its organization's rows only,
-whatever a query forgets. Each attack first runs with the table's policy off (NO FORCE: the
-owning role passes through), then on."""
+whatever a query forgets. Each attack first runs with the table's policy off (switched off by
+the tables' owner), then on."""
 
 import pytest
 from django.db import DatabaseError, connection
@@ -10,7 +10,7 @@ from django.urls import path
 
 from tenancy.authentication import authenticate_token_header
 from tenancy.rls import POLICY, check_role_obeys_row_security, scope_to, scoped_models, unscope
-from tests.conftest import SETUP
+from tests.conftest import SETUP, as_table_owner
 from tracking.models import Experiment
 from tracking.services.experiments import experiment_create
 
@@ -27,10 +27,11 @@ def forgetful_view(request):
 urlpatterns = [path("forgetful/", forgetful_view)]
 
 
-def set_force(table: str, on: bool) -> None:
-    with connection.cursor() as cursor:
+def set_row_security(table: str, on: bool) -> None:
+    """The tables' owner switches the table's policy on or off (the service's role cannot)."""
+    with as_table_owner(), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the audit guards' checks, run now
-        cursor.execute(f"ALTER TABLE {table} {'' if on else 'NO '}FORCE ROW LEVEL SECURITY")
+        cursor.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} ROW LEVEL SECURITY")
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
@@ -59,9 +60,9 @@ def test_every_organizations_table_has_a_forced_policy_and_the_role_obeys_it(db)
 def test_a_query_that_forgets_its_organization_sees_only_the_callers_rows(client, personas,
                                                                           experiments):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.alice.raw_token}"}
-    set_force("tracking_experiment", on=False)  # the defence off: the bug leaks
+    set_row_security("tracking_experiment", on=False)  # the defence off: the bug leaks
     assert "b-secret" in client.get("/forgetful/", **auth).json()["names"]
-    set_force("tracking_experiment", on=True)
+    set_row_security("tracking_experiment", on=True)
     names = client.get("/forgetful/", **auth).json()["names"]
     assert "a-credit" in names and "b-secret" not in names
     # The scope ended with the request: this test's own connection sees both again.
