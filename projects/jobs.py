@@ -8,8 +8,9 @@ import shutil
 from django.conf import settings
 
 from audit.actors import Actor
-from config.jobs.kinds import Kind, declare
+from config.jobs.kinds import Kind, declare, org_of_model
 from projects import execution, services
+from projects.models import ProjectRun
 
 logger = logging.getLogger(__name__)
 
@@ -38,5 +39,6 @@ PROJECT_RUN = declare(Kind(
         pk=a.target, attempt=a.number, reason=reason, actor=Actor.job(a)),
     retryable=lambda a: services.project_run_retryable(pk=a.target),
     sweep=_sweep_containers,
+    org_of=org_of_model(ProjectRun),
     lease_setting="LEDGERFLOW_PROJECT_LEASE_SECONDS",
     attempts_setting="LEDGERFLOW_PROJECT_MAX_ATTEMPTS"))

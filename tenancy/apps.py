@@ -12,9 +12,10 @@ class TenancyConfig(AppConfig):
         from django.db.models.signals import post_delete, post_migrate
 
         import config.schema  # noqa: F401  (registers the OpenAPI authentication extensions)
+        from config.scope import forget_scope
         from tenancy.dbroles import grant_to_service
         from tenancy.lockouts import on_attempt_deleted, on_locked_out
-        from tenancy.rls import forget_scope, install_row_security
+        from tenancy.rls import install_row_security
 
         user_locked_out.connect(on_locked_out, dispatch_uid="ledgerflow-lockout")
         # row-level security (PostgreSQL): policies after every migrate; no scope in a new session

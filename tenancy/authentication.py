@@ -16,8 +16,8 @@ from rest_framework import authentication, exceptions
 
 from config.addresses import client_address, is_loopback
 from config.rows import Join, cache_related
+from config.scope import scope_expression, scope_to, scoped_by_query
 from tenancy.models import ApiToken, Membership, Organization, User
-from tenancy.rls import scope_expression, scope_to, scoped_by_query
 from tenancy.roles import MUTATING, Capability, capabilities_of
 from tenancy.throttling import LockedOut, check_not_locked, token_failed
 from tenancy.tokens import token_matches, token_parse
@@ -87,7 +87,7 @@ def _parse_header(header: str) -> tuple[str | None, str]:
 def _token_join(scoping: bool) -> Join:
     """The token, its organization and user, and the user's membership there, in one row.
     `scoping` (PostgreSQL): the same query scopes its connection to the token's organization
-    (tenancy/rls.py), saving a request the round trip of `scope_to`."""
+    (config/scope.py), saving a request the round trip of `scope_to`."""
     token, org, user, membership = (model._meta.db_table
                                     for model in (ApiToken, Organization, User, Membership))
     scope = f", {scope_expression('t.org_id')}" if scoping else ""

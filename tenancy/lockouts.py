@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from tenancy.rls import unscoped
+from config.scope import unscoped
 from tenancy.services import lockout_record
 from tenancy.throttling import lift, lock_out
 

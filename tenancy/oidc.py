@@ -9,6 +9,11 @@ demo account (403); a callback that does not answer this browser's request, or w
 does not verify (400); a provider that cannot be reached (502). Like a wrong password, a refused
 callback counts as a failed sign-in of its address (django-axes), and a locked-out address
 cannot sign in this way either.
+
+With LEDGERFLOW_OIDC_GROUP_ROLES, each sign-in also brings the person's memberships in the
+organizations the mapping names in line with their groups (tenancy.services.
+membership_sync_from_idp, audited with the provider as actor), and an unknown email whose
+groups map it into an organization gets an account there. Service accounts never sign in.
 """
 
 import logging
@@ -24,11 +29,20 @@ from django.urls import path
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
+from audit.actors import Actor
+from config.addresses import client_address
+from config.scope import unscoped
 from tenancy.forms import LoginForm
+from tenancy.models import MemberKind, Organization
+from tenancy.roles import Role
+from tenancy.services import membership_sync_from_idp
 
 logger = logging.getLogger(__name__)
 
 _PROVIDERS: dict[str, dict] = {}  # issuer -> its discovery document
+# Several groups giving roles in one organization: the first of these wins.
+ROLE_PRECEDENCE = (Role.ADMIN, Role.COMPLIANCE_OFFICER, Role.DATA_SCIENTIST, Role.AUDITOR,
+                   Role.VIEWER)
 
 
 def provider() -> dict:
@@ -46,6 +60,36 @@ def provider() -> dict:
             raise ImproperlyConfigured(f"{issuer} describes another issuer: {metadata.get('issuer')}")
         _PROVIDERS[issuer] = metadata
     return _PROVIDERS[issuer]
+
+
+def groups_of(claims: dict) -> set[str]:
+    """The person's groups: the claim's list of names, or its one name (a string)."""
+    value = claims.get(settings.LEDGERFLOW_OIDC_GROUPS_CLAIM)
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return {group for group in value if isinstance(group, str)}
+    return set()
+
+
+def roles_wanted(groups: set[str]) -> dict[str, str]:
+    """{organization slug: role} that `groups` give: the highest where several give one."""
+    wanted: dict[str, str] = {}
+    for group in sorted(groups):
+        for slug, role in settings.LEDGERFLOW_OIDC_GROUP_ROLES.get(group, {}).items():
+            wanted[slug] = min(role, wanted.get(slug, role), key=ROLE_PRECEDENCE.index)
+    return wanted
+
+
+def mapped_organizations() -> list[Organization]:
+    """The organizations LEDGERFLOW_OIDC_GROUP_ROLES names that exist. Others may be created
+    later (the mapping is read at start-up): skipped, and logged at each sign-in."""
+    slugs = {slug for orgs in settings.LEDGERFLOW_OIDC_GROUP_ROLES.values() for slug in orgs}
+    found = list(Organization.objects.filter(slug__in=slugs).order_by("slug"))
+    for slug in sorted(slugs - {org.slug for org in found}):
+        logger.warning("Single sign-on: LEDGERFLOW_OIDC_GROUP_ROLES names the organization "
+                       "'%s', which does not exist; skipped.", slug)
+    return found
 
 
 def sso_context(request) -> dict:
@@ -92,6 +136,9 @@ class OidcBackend(OIDCAuthenticationBackend):
         claims = super().get_userinfo(access_token, id_token, payload)
         if claims.get("sub") != payload.get("sub"):
             self._refuse("The identity provider's answers are about two different people.", 400)
+        groups = settings.LEDGERFLOW_OIDC_GROUPS_CLAIM
+        if groups not in claims and groups in payload:  # some providers put it in the ID token only
+            claims = {**claims, groups: payload[groups]}
         return claims
 
     def verify_claims(self, claims):
@@ -104,9 +151,37 @@ class OidcBackend(OIDCAuthenticationBackend):
                          "so Ledgerflow cannot tell it is yours.")
         return True
 
+    def get_or_create_user(self, access_token, id_token, payload):
+        """The parent's, but an account is also made when the person's groups map them into an
+        organization (the parent makes one with LEDGERFLOW_OIDC_CREATE_USERS only)."""
+        claims = self.get_userinfo(access_token, id_token, payload)
+        self.verify_claims(claims)
+        self.managed, self.wanted = self._mapped(claims)
+        users = self.filter_users_by_claims(claims)
+        if len(users) > 1:
+            raise SuspiciousOperation("Several accounts have this email address.")
+        return self.update_user(users[0], claims) if users else self.create_user(claims)
+
+    @staticmethod
+    def _mapped(claims) -> tuple[list[Organization], dict[Organization, str]]:
+        """The organizations the group mapping names, and those of them where the person's
+        groups give a role, with that role."""
+        if not settings.LEDGERFLOW_OIDC_GROUP_ROLES:
+            return [], {}
+        if settings.LEDGERFLOW_OIDC_GROUPS_CLAIM not in claims:
+            # A provider that stopped sending the claim (a changed scope or mapper) would
+            # otherwise remove everyone from every mapped organization.
+            logger.warning("Single sign-on: the provider sent no '%s' claim for %s: their "
+                           "memberships are left as they are.",
+                           settings.LEDGERFLOW_OIDC_GROUPS_CLAIM, claims.get("email"))
+            return [], {}
+        managed = mapped_organizations()
+        roles = roles_wanted(groups_of(claims))
+        return managed, {org: roles[org.slug] for org in managed if org.slug in roles}
+
     def filter_users_by_claims(self, claims):
         users = super().filter_users_by_claims(claims)  # email__iexact
-        if not users and not settings.OIDC_CREATE_USER:
+        if not users and not settings.OIDC_CREATE_USER and not self.wanted:
             self._refuse(f"No Ledgerflow account has the email address {claims['email']}: an "
                          "administrator of your organization must add you first.")
         return users
@@ -116,11 +191,24 @@ class OidcBackend(OIDCAuthenticationBackend):
             self._refuse(f"The account {user.email} is deactivated.")
         if user.loopback_only:
             self._refuse(f"{user.email} is a demo account: it cannot sign in with single sign-on.")
-        return user
+        if user.memberships.filter(kind=MemberKind.SERVICE).exists():
+            self._refuse(f"{user.email} is a service account: it never signs in.")
+        return self._synced(user, claims)
 
     def create_user(self, claims):
-        """LEDGERFLOW_OIDC_CREATE_USERS: no password, no organization (its admins add it)."""
-        return self.UserModel.objects.create_user(claims["email"])
+        """No password; organizations only from the group mapping (else their admins add it)."""
+        return self._synced(None, claims)
+
+    def _synced(self, user, claims):
+        """`user` (None: a new account) with the memberships the group mapping gives, when
+        one is configured."""
+        if not settings.LEDGERFLOW_OIDC_GROUP_ROLES:
+            return user or self.UserModel.objects.create_user(claims["email"])
+        actor = Actor.system(f"identity provider {provider()['issuer']}",
+                             client_ip=client_address(self.request))
+        with unscoped():  # the request writes into several organizations' trails
+            return membership_sync_from_idp(user=user, email=claims["email"],
+                                            managed=self.managed, wanted=self.wanted, actor=actor)
 
 
 class BreakGlassPasswordBackend(ModelBackend):

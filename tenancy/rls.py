@@ -7,11 +7,10 @@ gets a policy, forced on the table's owner too:
 
     org_id = coalesce(nullif(current_setting('ledgerflow.org', true), '')::bigint, org_id)
 
-Once a request knows its organization (a token or a browser session,
-tenancy/authentication.py), `scope_to(org)` sets `ledgerflow.org` on its connection: from then
-on a query without its organization filter reads nothing of another organization, and a write
-into another organization fails. The scope ends with the request (`rls_request_middleware`);
-a connection no request scoped (workers, commands, the admin, the login page) sees every row.
+Once a request, a job or a command knows its organization, its connection is scoped to it
+(`ledgerflow.org`, config/scope.py): from then on a query without its organization filter
+reads nothing of another organization, and a write into another organization fails. A
+connection nothing scoped (beat's sweeps, the admin, the login page) sees every row.
 
 A PostgreSQL superuser, or a role with BYPASSRLS, passes through every policy: the service's
 role must be neither (`manage.py check --database default` warns, docs/deploy.md).
@@ -23,10 +22,11 @@ from contextlib import contextmanager
 
 from django.apps import apps
 from django.core import checks
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import ForeignKey
 
-SETTING = "ledgerflow.org"
+from config.scope import SETTING
+
 POLICY = "ledgerflow_org"
 # Read to authenticate, before the organization is known; a user's list of organizations.
 IDENTITY_TABLES = {"tenancy.membership", "tenancy.apitoken"}
@@ -63,71 +63,6 @@ def install_row_security(using: str = "default", **kwargs) -> None:
             expression = policy_expression(column)
             cursor.execute(f"CREATE POLICY {POLICY} ON {table} USING ({expression}) "
                            f"WITH CHECK ({expression})")
-
-
-def _scope_of_connection():
-    return getattr(connection, "ledgerflow_org", None)
-
-
-def scope_expression(column: str) -> str:
-    """A select-list item that scopes the connection to the organization in `column`: for a
-    query that finds the organization and scopes at once (the token lookup); then tell
-    `scoped_by_query`."""
-    return f"set_config('{SETTING}', {column}::text, false)"
-
-
-def scoped_by_query(org_id: int) -> None:
-    """A query with `scope_expression` found `org_id`: the connection is scoped to it."""
-    connection.ledgerflow_org = org_id
-
-
-def scope_to(org_id: int) -> None:
-    """From now on this request's connection sees and writes organization `org_id` only."""
-    if connection.vendor != "postgresql" or _scope_of_connection() == org_id:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, str(org_id)])
-    connection.ledgerflow_org = org_id
-
-
-def unscope() -> None:
-    if _scope_of_connection() is None:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, '', false)", [SETTING])
-    connection.ledgerflow_org = None
-
-
-@contextmanager
-def unscoped():
-    """For the rare write a request makes on behalf of other organizations (a lockout recorded
-    in each organization of the account)."""
-    previous = _scope_of_connection()
-    unscope()
-    try:
-        yield
-    finally:
-        if previous is not None:
-            scope_to(previous)
-
-
-def forget_scope(sender, connection, **kwargs) -> None:
-    """A new database session has no scope (connection_created)."""
-    connection.ledgerflow_org = None
-
-
-def rls_request_middleware(get_response):
-    """A request's scope lasts as long as the request: its connection is unscoped when the
-    response is made (and before, should a connection come scoped)."""
-
-    def middleware(request):
-        unscope()
-        try:
-            return get_response(request)
-        finally:
-            unscope()
-
-    return middleware
 
 
 @checks.register(checks.Tags.database)

@@ -1,6 +1,7 @@
 """Writes of organizations, memberships and tokens. The API, the admin and the commands all
 call these, so each change is validated once and audited once."""
 
+import logging
 import re
 from datetime import datetime, timedelta
 
@@ -17,6 +18,8 @@ from config.exceptions import ApplicationError
 from tenancy.models import ApiToken, MemberKind, Membership, Organization, User
 from tenancy.roles import Capability, Role, capabilities_of
 from tenancy.tokens import token_generate, token_hash
+
+logger = logging.getLogger(__name__)
 
 
 def _membership_view(membership: Membership) -> dict:
@@ -165,11 +168,16 @@ def membership_add(
     if Membership.objects.filter(org=org, user=user).exists():
         raise ApplicationError(f"{user.email} is already a member of {org.slug}.",
                                kind="already_exists")
+    return _membership_create(org=org, user=user, role=role, actor=actor, user_created=created)
+
+
+def _membership_create(*, org: Organization, user: User, role: str, actor: Actor,
+                       user_created: bool) -> Membership:
     membership = Membership(org=org, user=user, role=role)
     membership.full_clean()
     membership.save()
     audit_record(org=org, actor=actor, action="membership.created", target=membership,
-                 after={**_membership_view(membership), "user_created": created,
+                 after={**_membership_view(membership), "user_created": user_created,
                         **({"loopback_only": True} if user.loopback_only else {})})
     return membership
 
@@ -224,6 +232,10 @@ def membership_update(
     _require_owner_for(membership.role, actor_membership)
     if membership.role == Role.OWNER and _owners_left(membership) == 0:
         raise ApplicationError("An organization must keep at least one owner.", kind="conflict")
+    return _membership_role_set(membership=membership, role=role, actor=actor)
+
+
+def _membership_role_set(*, membership: Membership, role: str, actor: Actor) -> Membership:
     before = _membership_view(membership)
     membership.role = role
     membership.full_clean()
@@ -241,6 +253,10 @@ def membership_remove(
     _require_owner_for(membership.role, actor_membership)
     if membership.role == Role.OWNER and _owners_left(membership) == 0:
         raise ApplicationError("An organization must keep at least one owner.", kind="conflict")
+    _membership_delete(membership=membership, actor=actor)
+
+
+def _membership_delete(*, membership: Membership, actor: Actor) -> None:
     revoked = ApiToken.objects.filter(
         org_id=membership.org_id, user_id=membership.user_id, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
@@ -248,6 +264,48 @@ def membership_remove(
     audit_record(org=membership.org, actor=actor, action="membership.removed",
                  target=membership, before=before, after={"tokens_revoked": revoked})
     membership.delete()
+
+
+@transaction.atomic(durable=True)
+def membership_sync_from_idp(*, user: User | None, email: str, managed: list[Organization],
+                             wanted: dict[Organization, str], actor: Actor) -> User:
+    """Bring a person's memberships in the organizations the identity provider's group mapping
+    names (`managed`) in line with the roles their groups give now (`wanted`): added, role
+    changed or removed, each audited in its organization's trail by `actor` (the provider), all
+    in this one transaction with the account itself when it is new (`user` None: made for
+    `email`, with no password). The provider, not a member, decides here, so the admins' rules
+    of membership_update do not apply; owner memberships are left alone instead (only owners
+    make or unmake owners), as are service accounts', and so is every other organization."""
+    if Role.OWNER in wanted.values():
+        raise ApplicationError("Only an owner can grant or remove the owner role.",
+                               kind="permission_denied")
+    if user is None:
+        user, created = User.objects.create_user(email), True
+    else:  # locked: two sign-ins of one person at once would add the same membership twice
+        user, created = User.objects.select_for_update().get(pk=user.pk), False
+    current = {m.org_id: m for m in Membership.objects.select_for_update(of=("self",))
+               .select_related("org", "user").filter(user=user, org__in=managed)}
+    for org in managed:
+        membership, role = current.get(org.pk), wanted.get(org)
+        if membership is None:
+            if role is not None:
+                _membership_create(org=org, user=user, role=role, actor=actor,
+                                   user_created=created)
+        else:
+            _membership_sync(membership=membership, role=role, actor=actor)
+    return user
+
+
+def _membership_sync(*, membership: Membership, role: str | None, actor: Actor) -> None:
+    if membership.role == Role.OWNER or membership.kind == MemberKind.SERVICE:
+        if role != membership.role:
+            logger.info("%s stays %s of %s: the identity provider's groups (which give %s) do "
+                        "not change it", membership.user.email, membership.role,
+                        membership.org.slug, role or "no role")
+    elif role is None:
+        _membership_delete(membership=membership, actor=actor)
+    elif role != membership.role:
+        _membership_role_set(membership=membership, role=role, actor=actor)
 
 
 @transaction.atomic(durable=True)

@@ -15,6 +15,10 @@ Hooks, each given the `Attempt` concerned:
 - `retryable(attempt) -> bool`: may a lost or interrupted attempt simply run again (a project
   entry point that is not `safe_to_retry` may not).
 - `sweep()`, optional, on every sweep: the kind's own cleanup (containers, say).
+- `org_of(target) -> int | None`, optional: the organization whose object the job works on.
+  The work, and the retry or give-up after it, run scoped to it (config/scope.py): on
+  PostgreSQL they see and write that organization's rows only. `org_of_model(Model)` makes
+  it for a model with an `org`.
 """
 
 from collections.abc import Callable
@@ -40,6 +44,7 @@ class Kind:
     give_up: Callable
     retryable: Callable = _always
     sweep: Callable | None = None
+    org_of: Callable | None = None
     # settings read at each use, so an operator (or a test) may change them
     lease_setting: str = "LEDGERFLOW_JOB_LEASE_SECONDS"
     attempts_setting: str = "LEDGERFLOW_JOB_MAX_ATTEMPTS"
@@ -55,6 +60,11 @@ class Kind:
     @property
     def max_attempts(self) -> int:
         return max(1, int(getattr(settings, self.attempts_setting)))
+
+
+def org_of_model(model) -> Callable:
+    """`org_of` for a kind whose targets are rows of `model` (a model with an `org`)."""
+    return lambda pk: model.objects.filter(pk=pk).values_list("org_id", flat=True).first()
 
 
 _KINDS: dict[str, Kind] = {}

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from config.jobs.kinds import Kind, declared, kind_of
 from config.jobs.models import Job, JobStatus
+from config.scope import scoped
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ def execute(pk: int, task_id: str = "") -> str:
     kind, attempt, outcome = claim(pk, task_id)
     if attempt is None:
         return outcome
-    with _heartbeat(attempt, kind):
+    org = kind.org_of(attempt.target) if kind.org_of is not None else None
+    with _heartbeat(attempt, kind), scoped(org):  # the object's organization's rows only
         try:
             answer = kind.work(attempt)
         except Exception as exc:

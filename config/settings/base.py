@@ -45,7 +45,7 @@ MIDDLEWARE = [
     "config.limits.RequestBodyLimitMiddleware",  # 413 past a body limit, before it is read
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "tenancy.rls.rls_request_middleware",  # a request's database scope ends with it (PG RLS)
+    "config.scope.scope_middleware",  # a request's database scope ends with it (PG RLS)
     "tenancy.middleware.loopback_sessions_middleware",  # demo accounts: this machine only
     "tenancy.middleware.session_lifetime_middleware",  # idle timeout, absolute lifetime
     "django.contrib.messages.middleware.MessageMiddleware",

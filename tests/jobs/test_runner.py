@@ -259,3 +259,40 @@ def test_a_job_goes_to_the_services_broker_whatever_app_is_current(
     finally:
         ours.set_current()
     assert sent == [(KIND, "default")]
+
+
+SEEN: list[set] = []
+
+
+def _forgetful_work(attempt):
+    """Work with the bug the scope is for: it lists experiments without its organization."""
+    from tracking.models import Experiment
+
+    SEEN.append(set(Experiment.objects.values_list("name", flat=True)))
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("scoping", [False, True])
+def test_a_jobs_work_sees_only_its_objects_organization(db, personas, scoping):
+    """The kind's `org_of` scopes the work to its target's organization (config/scope.py); a
+    kind without it (the defence off) leaks the other organization's rows to a query that
+    forgets its filter."""
+    from config.jobs.kinds import org_of_model
+    from tests.conftest import SETUP
+    from tracking.models import Experiment
+    from tracking.services.experiments import experiment_create
+
+    name = f"tests.scoped-{scoping}"
+    declare(Kind(name=name, queue="default", claim=lambda a: True, work=_forgetful_work,
+                 retry=_retry, give_up=_give_up,
+                 org_of=org_of_model(Experiment) if scoping else None))
+    own = experiment_create(org=personas.org_a, name="a-credit", actor=SETUP)
+    experiment_create(org=personas.org_b, name="b-secret", actor=SETUP)
+    SEEN.clear()
+    with transaction.atomic():
+        runner.submit(name, own.pk)
+    assert runner.run_here(name, own.pk) == "done"
+    assert "a-credit" in SEEN[0]
+    assert ("b-secret" in SEEN[0]) is not scoping
+    # the scope ended with the work: this test's connection sees both again
+    assert {"a-credit", "b-secret"} <= set(Experiment.objects.values_list("name", flat=True))

@@ -8,8 +8,9 @@ from django.http import JsonResponse
 from django.test import override_settings
 from django.urls import path
 
+from config.scope import scope_to, unscope
 from tenancy.authentication import authenticate_token_header
-from tenancy.rls import POLICY, check_role_obeys_row_security, scope_to, scoped_models, unscope
+from tenancy.rls import POLICY, check_role_obeys_row_security, scoped_models
 from tests.conftest import SETUP, as_table_owner
 from tracking.models import Experiment
 from tracking.services.experiments import experiment_create

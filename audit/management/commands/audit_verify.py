@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.offline import counted
 from audit.services import audit_verify_org
+from config.scope import scoped
 from tenancy.models import Organization
 
 
@@ -21,7 +22,8 @@ class Command(BaseCommand):
                 raise CommandError(f"Organization '{org}' does not exist.")
         failed = []
         for organization in orgs:
-            verdict = audit_verify_org(organization)
+            with scoped(organization.pk):  # its rows only (config/scope.py)
+                verdict = audit_verify_org(organization)
             if verdict.ok:
                 self.stdout.write(f"{organization.slug}: OK ({counted(verdict.events, 'event')}, "
                                   f"{counted(verdict.checkpoints, 'checkpoint')})")

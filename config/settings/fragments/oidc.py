@@ -13,19 +13,67 @@ unless LEDGERFLOW_OIDC_CREATE_USERS (then with no organization: an organization'
 it). Deactivated and demo accounts are refused. LEDGERFLOW_OIDC_ONLY refuses passwords to all
 but superusers (break-glass).
 
+LEDGERFLOW_OIDC_GROUP_ROLES maps the provider's groups (the LEDGERFLOW_OIDC_GROUPS_CLAIM claim)
+to roles in organizations: `group=organization-slug:role, ...`. It is read here, so a typo stops
+the start rather than silently granting nothing (or too much); an organization that does not
+exist yet is no error here (tenancy/oidc.py skips it at sign-in, logging a warning).
+
 Import after fragments/throttling.py: it extends that fragment's AUTHENTICATION_BACKENDS.
 """
+
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_secret, env_str
 from config.settings.fragments.throttling import AUTHENTICATION_BACKENDS as _BACKENDS
 from config.settings.fragments.throttling import AXES_SENSITIVE_PARAMETERS as _SENSITIVE
+from tenancy.roles import Role as _Role  # a plain enum: importing it needs no settings
 
 LEDGERFLOW_OIDC_ISSUER = env_str("LEDGERFLOW_OIDC_ISSUER", "").strip()
 LEDGERFLOW_OIDC_PROVIDER_NAME = env_str("LEDGERFLOW_OIDC_PROVIDER_NAME", "single sign-on")
 LEDGERFLOW_OIDC_TRUST_EMAIL = env_bool("LEDGERFLOW_OIDC_TRUST_EMAIL", False)
 LEDGERFLOW_OIDC_ONLY = env_bool("LEDGERFLOW_OIDC_ONLY", False)
+LEDGERFLOW_OIDC_GROUPS_CLAIM = env_str("LEDGERFLOW_OIDC_GROUPS_CLAIM", "groups").strip()
+
+# Roles a group may give: every one but owner, which only owners hand out (tenancy/services.py).
+_MAPPABLE = tuple(role for role in _Role.values if role != _Role.OWNER)
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")  # tenancy.models.slug_validator
+
+
+def _group_role(entry: str) -> tuple[str, str, str]:
+    """(group, organization slug, role) of one `group=slug:role` entry. The group is what
+    comes before the entry's last `=`, so it may contain `=` itself (not a comma)."""
+    group, _, target = entry.rpartition("=")
+    slug, _, role = target.strip().partition(":")
+    group, slug, role = group.strip(), slug.strip(), role.strip()
+    if not group or not _SLUG.fullmatch(slug) or not role:
+        raise ImproperlyConfigured(
+            f"LEDGERFLOW_OIDC_GROUP_ROLES: {entry!r} is not group=organization-slug:role "
+            "(e.g. ml-risk-admins=risk-team:admin)")
+    if role == _Role.OWNER:
+        raise ImproperlyConfigured(
+            f"LEDGERFLOW_OIDC_GROUP_ROLES: {entry!r} maps a group to owner; only owners make "
+            f"owners. Map groups to one of {', '.join(_MAPPABLE)}.")
+    if role not in _MAPPABLE:
+        raise ImproperlyConfigured(
+            f"LEDGERFLOW_OIDC_GROUP_ROLES: {entry!r} names the unknown role {role!r}; "
+            f"choose one of {', '.join(_MAPPABLE)}.")
+    return group, slug, role
+
+
+def _group_roles(raw: str) -> dict[str, dict[str, str]]:
+    """{group: {organization slug: role}} of the comma-separated entries of `raw`."""
+    mapping: dict[str, dict[str, str]] = {}
+    for entry in filter(str.strip, raw.split(",")):
+        group, slug, role = _group_role(entry)
+        if mapping.setdefault(group, {}).setdefault(slug, role) != role:
+            raise ImproperlyConfigured(
+                f"LEDGERFLOW_OIDC_GROUP_ROLES maps the group {group!r} to two roles in {slug}.")
+    return mapping
+
+
+LEDGERFLOW_OIDC_GROUP_ROLES = _group_roles(env_str("LEDGERFLOW_OIDC_GROUP_ROLES", ""))
 
 # mozilla-django-oidc's settings. Its OIDC_OP_* endpoints are filled from discovery at each
 # sign-on (tenancy/oidc.py); empty here.
@@ -54,5 +102,8 @@ if LEDGERFLOW_OIDC_ISSUER:
     ]
     # a refused callback counts as a failed sign-in of its address: its code is not recorded
     AXES_SENSITIVE_PARAMETERS = [*_SENSITIVE, "code", "state", "nonce", "code_verifier"]
-elif LEDGERFLOW_OIDC_ONLY:
-    raise ImproperlyConfigured("LEDGERFLOW_OIDC_ONLY needs LEDGERFLOW_OIDC_ISSUER")
+    if LEDGERFLOW_OIDC_GROUP_ROLES and not LEDGERFLOW_OIDC_GROUPS_CLAIM:
+        raise ImproperlyConfigured("LEDGERFLOW_OIDC_GROUP_ROLES needs LEDGERFLOW_OIDC_GROUPS_CLAIM")
+elif LEDGERFLOW_OIDC_ONLY or LEDGERFLOW_OIDC_GROUP_ROLES:
+    raise ImproperlyConfigured("LEDGERFLOW_OIDC_ONLY and LEDGERFLOW_OIDC_GROUP_ROLES need "
+                               "LEDGERFLOW_OIDC_ISSUER")

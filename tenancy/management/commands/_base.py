@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.actors import Actor
 from config.exceptions import ApplicationError
+from config.scope import scope_to, unscope
 from tenancy.models import Organization
 
 
@@ -19,6 +20,7 @@ class ServiceCommand(BaseCommand):
         org = Organization.objects.filter(slug=slug).first()
         if org is None:
             raise CommandError(f"Organization '{slug}' does not exist.")
+        scope_to(org.pk)  # the command acts in this organization alone (config/scope.py)
         return org
 
     def execute(self, *args, **options):
@@ -28,3 +30,5 @@ class ServiceCommand(BaseCommand):
             raise CommandError(exc.message) from exc
         except ValidationError as exc:  # full_clean() in a service: bad input, not a crash
             raise CommandError("; ".join(exc.messages)) from exc
+        finally:
+            unscope()  # the organization's scope ends with the command (call_command too)
