@@ -387,6 +387,12 @@ def main() -> int:
         (tmp / "pg").mkdir()
         pg, pg_port = services.start_postgres(tmp / "pg")
         started_procs.append((pg, signal.SIGINT))  # PostgreSQL's fast shutdown
+        # Ledgerflow's rate counters and lockout marks in Redis, as in production (the Compose
+        # file); without one they are files (the embedded default), about 1 ms a call.
+        (tmp / "redis").mkdir()
+        redis, redis_port = services.start_redis(tmp / "redis")
+        started_procs.append((redis, signal.SIGTERM))
+        os.environ["LEDGERFLOW_CACHE_URL"] = f"redis://127.0.0.1:{redis_port}/2"
         import psycopg
 
         admin = f"postgresql://postgres@127.0.0.1:{pg_port}/postgres"

@@ -10,6 +10,8 @@ from models_registry import services
 from models_registry.models import (
     AliasApproval,
     Decision,
+    InventoryEntry,
+    ModelValidation,
     ModelVersion,
     ProtectedAlias,
     RegisteredModel,
@@ -78,3 +80,18 @@ class ProtectedAliasAdmin(ServiceAdminMixin, admin.ModelAdmin):
             raise ValidationError(exc.message) from exc
         if ProtectedAlias.objects.filter(org=data.get("org"), alias=data.get("alias")).exists():
             raise ValidationError(f"Alias '{data.get('alias')}' is already protected.")
+
+
+@admin.register(InventoryEntry)
+class InventoryEntryAdmin(ReadOnlyAdmin):
+    """Read-only: entries change through models_registry/inventory.py (API), audited."""
+
+    list_display = ["registered_model", "org", "risk_tier", "owner", "next_review_due"]
+    list_filter = ["org", "risk_tier"]
+    search_fields = ["registered_model__name"]
+
+
+@admin.register(ModelValidation)
+class ModelValidationAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "org", "validated_on", "outcome", "validated_by"]
+    list_filter = ["org", "outcome"]

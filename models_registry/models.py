@@ -248,3 +248,80 @@ class Decision(TenantModel):
 
     def __str__(self):
         return str(self.decision_id)
+
+
+# --- model risk inventory (models_registry/inventory.py) -------------------------------------
+
+class RiskTier(models.TextChoices):
+    """SR 11-7's materiality, in three steps: how much harm a wrong model can do."""
+
+    HIGH = "high", "High"  # decides about people or money directly (credit scoring)
+    MEDIUM = "medium", "Medium"  # informs such decisions, a person decides
+    LOW = "low", "Low"  # internal, reversible, no decision about a person
+
+
+class ValidationOutcome(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    APPROVED_WITH_CONDITIONS = "approved_with_conditions", "Approved with conditions"
+    NOT_APPROVED = "not_approved", "Not approved"
+
+
+class InventoryEntry(TenantModel):
+    """A registered model's place in the model risk inventory (SR 11-7, EBA, ECB TRIM): who
+    answers for it, how risky it is, what it may be used for, when it is next reviewed.
+
+    Every change is an audit event carrying the whole entry (inventory.entry_state), so the
+    inventory of any past date is rebuilt from the trail (inventory.inventory_as_of)."""
+
+    registered_model = models.OneToOneField(RegisteredModel, on_delete=models.PROTECT,
+                                            related_name="inventory_entry")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="+")
+    risk_tier = models.CharField(max_length=16, choices=RiskTier.choices)
+    intended_use = models.TextField()
+    limitations = models.TextField(blank=True)
+    review_frequency_months = models.PositiveSmallIntegerField()
+    last_reviewed_on = models.DateField(null=True, blank=True)
+    next_review_due = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "inventory entries"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(risk_tier__in=RiskTier.values),
+                                   name="inventory_entry_risk_tier_valid"),
+            models.CheckConstraint(condition=models.Q(review_frequency_months__gte=1,
+                                                      review_frequency_months__lte=60),
+                                   name="inventory_entry_review_frequency_range"),
+        ]
+
+    def __str__(self):
+        return f"inventory: {self.registered_model.name}"
+
+
+class ModelValidation(TenantModel):
+    """One independent validation of a registered model; recorded once, never changed. The
+    latest (by `validated_on`, then by id) is the one that counts for protected aliases."""
+
+    registered_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT,
+                                         related_name="validations")
+    validated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     related_name="+")
+    validated_on = models.DateField()
+    scope = models.TextField()
+    findings = models.TextField(blank=True)
+    outcome = models.CharField(max_length=32, choices=ValidationOutcome.choices)
+    # [{"path": org-relative artifact path, "sha256": ..., "size": ...}], as checked when recorded
+    evidence = models.JSONField(default=list, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(outcome__in=ValidationOutcome.values),
+                                   name="model_validation_outcome_valid"),
+        ]
+        indexes = [models.Index(fields=["registered_model", "-validated_on", "-id"],
+                                name="model_validation_latest")]
+
+    def __str__(self):
+        return f"validation #{self.pk} of {self.registered_model.name}"

@@ -11,6 +11,7 @@ from models_registry.models import (
     AliasApproval,
     ApprovalStatus,
     ModelAlias,
+    ModelValidation,
     ModelVersion,
     ProtectedAlias,
     RegisteredModel,
@@ -113,6 +114,13 @@ def with_details(versions):
     """Versions with what their JSON shows (tags, aliases, run) in a fixed number of queries."""
     return versions.select_related("registered_model", "run").prefetch_related(
         "tags", Prefetch("aliases", queryset=ModelAlias.objects.order_by("alias")))
+
+
+def latest_validation(model: RegisteredModel) -> ModelValidation | None:
+    """The validation that counts (models_registry/inventory.py): the latest by date, then
+    the one recorded last."""
+    return ModelValidation.objects.filter(registered_model=model) \
+        .order_by("-validated_on", "-pk").first()
 
 
 def alias_is_protected(*, org, alias: str) -> bool:

@@ -22,8 +22,10 @@ from models_registry.models import (
     RegisteredModel,
     RegisteredModelTag,
     Stage,
+    ValidationOutcome,
     VersionStatus,
 )
+from models_registry.selectors import latest_validation
 from models_registry.sources import source_resolve
 from tenancy.selectors import is_service_account
 from tracking.services.common import now_ms
@@ -379,6 +381,19 @@ def _request_approval(model, alias, version, actor, reason) -> AliasApproval:
     return approval
 
 
+def _refuse_if_not_validated(model: RegisteredModel, alias: str, kind: str = "permission_denied",
+                             ) -> None:
+    """A model whose latest validation (models_registry/inventory.py) is "not approved" takes
+    no protected alias, as one without approval does not: refused, nothing requested."""
+    latest = latest_validation(model)
+    if latest is not None and latest.outcome == ValidationOutcome.NOT_APPROVED:
+        raise ApplicationError(
+            f"Registered model '{model.name}' was not approved by its latest validation "
+            f"(#{latest.pk} of {latest.validated_on.isoformat()}): the protected alias "
+            f"'{alias}' cannot point at its versions until a new validation approves it.",
+            kind=kind)
+
+
 def _alias_change(*, model, alias, version, actor, reason) -> AliasApproval | None:
     model = _locked_model(model)
     if ProtectedAlias.objects.filter(org=model.org_id, alias=alias).exists():
@@ -387,6 +402,8 @@ def _alias_change(*, model, alias, version, actor, reason) -> AliasApproval | No
                                    kind="permission_denied")
         if is_service_account(org_id=model.org_id, user=actor.user):
             raise ApplicationError(SERVICE_NOT_APPROVER, kind="permission_denied")
+        if version is not None:  # taking a protected alias away is always allowed
+            _refuse_if_not_validated(model, alias)
         return _request_approval(model, alias, version, actor, reason)
     if version is None and not ModelAlias.objects.filter(registered_model=model,
                                                          alias=alias).exists():
@@ -442,6 +459,8 @@ def approval_decide(*, approval: AliasApproval, approve: bool, actor: Actor,
                                             version.status != VersionStatus.READY):
         raise ApplicationError(f"{version.label} is no longer a READY version; the request "
                                "cannot be approved.", kind="conflict")
+    if approve and version is not None:  # validated "not approved" since it was asked
+        _refuse_if_not_validated(model, approval.alias, kind="conflict")
     approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     approval.decided_by, approval.decided_at, approval.comment = actor.user, timezone.now(), comment
     approval.save(update_fields=["status", "decided_by", "decided_at", "comment"])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from models_registry import apis
+from models_registry import apis, inventory_apis
 
 urlpatterns = [
     path("models/<str:name>/versions/<str:version>/predict", apis.VersionPredictApi.as_view(),
@@ -27,4 +27,16 @@ urlpatterns = [
          name="decision-detail"),
     path("decisions/<uuid:decision_id>/review", apis.DecisionReviewApi.as_view(),
          name="decision-review"),
+]
+
+urlpatterns += [
+    path("inventory/", inventory_apis.InventoryListApi.as_view(), name="inventory-list"),
+    path("inventory/export.csv", inventory_apis.InventoryExportApi.as_view(),
+         name="inventory-export"),
+    path("inventory/<str:name>/", inventory_apis.InventoryDetailApi.as_view(),
+         name="inventory-detail"),
+    path("inventory/<str:name>/reviews", inventory_apis.InventoryReviewApi.as_view(),
+         name="inventory-review"),
+    path("inventory/<str:name>/validations/", inventory_apis.ValidationListApi.as_view(),
+         name="inventory-validations"),
 ]

@@ -5,7 +5,8 @@ Every table of an organization's data (a model with an `org` foreign key, but fo
 membership and token tables, which are read to find out who calls and in which organization)
 gets a policy, forced on the table's owner too:
 
-    org_id = coalesce(nullif(current_setting('ledgerflow.org', true), '')::bigint, org_id)
+    (SELECT nullif(current_setting('ledgerflow.org', true), '')) IS NULL
+    OR org_id = (SELECT nullif(current_setting('ledgerflow.org', true), '')::bigint)
 
 Once a request, a job or a command knows its organization, its connection is scoped to it
 (`ledgerflow.org`, config/scope.py): from then on a query without its organization filter
@@ -45,8 +46,12 @@ def scoped_models() -> list:
 
 
 def policy_expression(column: str) -> str:
-    return (f"{column} = coalesce(nullif(current_setting('{SETTING}', true), '')::bigint, "
-            f"{column})")
+    """Every row when the connection has no scope, else its organization's. The setting is
+    read by two uncorrelated subqueries, which PostgreSQL runs once per query (InitPlans):
+    read per row (`coalesce(current_setting(…)::bigint, org_id)`), it tripled a filtered
+    search of 10,000 runs (87 ms against 32 without a policy, bench/RESULTS.md)."""
+    setting = f"nullif(current_setting('{SETTING}', true), '')"
+    return f"(SELECT {setting}) IS NULL OR {column} = (SELECT {setting}::bigint)"
 
 
 def install_row_security(using: str = "default", **kwargs) -> None:

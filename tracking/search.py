@@ -377,11 +377,17 @@ def _runs_built_in_postgres(org, query: tuple[str, tuple], public: dict[int, str
     return out, token
 
 
-def runs_serialized(org, page: list[Run]) -> list[dict]:
-    """Full MLflow Run objects for a page of runs, in a handful of set queries."""
+def runs_serialized(org, page: list[Run], *, new: bool = False) -> list[dict]:
+    """Full MLflow Run objects for a page of runs, in a handful of set queries. `new`: runs
+    just created, which have tags only (create-run's answer: four queries fewer)."""
     ids = [run.pk for run in page]
     by_run: dict[int, dict] = {pk: {"metrics": [], "params": [], "tags": [], "datasets": [],
                                     "outputs": []} for pk in ids}
+    for run_id, key, value in RunTag.objects.filter(run_id__in=ids) \
+            .values_list("run_id", "key", "value"):
+        by_run[run_id]["tags"].append({"key": key, "value": value})
+    if new:
+        return [_run_dict(run, by_run[run.pk]) for run in page]
     for run_id, key, value, timestamp, step, is_nan in LatestMetric.objects.filter(
             run_id__in=ids) \
             .values_list("run_id", "key", "value", "timestamp", "step", "is_nan"):
@@ -390,9 +396,6 @@ def runs_serialized(org, page: list[Run]) -> list[dict]:
     for run_id, key, value in Param.objects.filter(run_id__in=ids) \
             .values_list("run_id", "key", "value"):
         by_run[run_id]["params"].append({"key": key, "value": value})
-    for run_id, key, value in RunTag.objects.filter(run_id__in=ids) \
-            .values_list("run_id", "key", "value"):
-        by_run[run_id]["tags"].append({"key": key, "value": value})
     for run_input in RunInput.objects.filter(run_id__in=ids).select_related("dataset"):
         by_run[run_input.run_id]["datasets"].append(_dataset_input(run_input))
     for output in RunOutput.objects.filter(run_id__in=ids).select_related("logged_model"):

@@ -283,6 +283,9 @@ EXTRAS = {
         ("POST", None, {"uri": GIT, "experiment_name": "{experiment_name}",
                         "steps": [{"name": "train"}]}, NOT_FOUND, {})],
     "api/v1/audit/events/": [("GET", {"target_id": "{run_id}"}, None, SAME, {})],
+    "api/v1/inventory/": [("POST", None, {"model": "{name}", "owner": "charlie@bravo-probe.example",
+                                          "risk_tier": "low", "intended_use": "b",
+                                          "review_frequency_months": 12}, NOT_FOUND, {})],
     **{f"{prefix}2.0/mlflow-artifacts/^artifacts/?$": [
         ("GET", {"path": "{artifact_dir}"}, None, MLFLOW_NOT_FOUND, {})]
        for prefix in ("api/", "ajax-api/")},
@@ -613,6 +616,7 @@ def generated(disclosure, actor: Actor):
 def build_world() -> World:
     from audit.models import AuditEvent
     from audit.services import checkpoint_create
+    from models_registry import inventory
     from models_registry import services as registry
     from models_registry.decisions import DecisionInput, decisions_record
     from models_registry.models import DecisionSource
@@ -664,6 +668,12 @@ def build_world() -> World:
     reports.feature_description_set(registered_model=model, feature="income", actor=alice,
                                     data={"label_en": "Income", "label_de": "Einkommen"})
     reports.compliance_profile_set(org=org_a, actor=alice, data=profile_data(A_NAME))
+    inventory.inventory_entry_create(model=model, owner=world.alice.email, risk_tier="high",
+                                     intended_use="alpha-secret-use", actor=alice,
+                                     review_frequency_months=12)
+    inventory.validation_record(model=model, actor=alice, validated_by=world.bob.email,
+                                validated_on=timezone.localdate(), scope="alpha-secret-scope",
+                                outcome="approved")
     project_run = projects.project_run_submit(experiment=experiment, actor=alice, git_url=GIT,
                                               git_ref="main")
     workflow = projects.workflow_submit(experiment=experiment, actor=alice, git_url=GIT,

@@ -5,6 +5,7 @@ order in the database (one query, whatever the number of runs), and a page of ru
 in a fixed handful of queries. Runs on PostgreSQL and on SQLite (the embedded default).
 """
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -476,3 +477,18 @@ def test_a_repeated_search_reuses_its_compiled_page_query_and_stays_per_organiza
     assert [r["info"]["run_id"] for r in again] == [r["info"]["run_id"] for r in first] != []
     other, _ = search.runs(org=personas.org_b, **ask)
     assert other == []
+
+
+def test_create_runs_answer_is_what_get_answers(client, personas):
+    """create-run answers from the new run's tags alone (runs_serialized(new=True)): the same
+    run get-run answers."""
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.alice.raw_token}"}
+    experiment = experiment_create(org=personas.org_a, name="fresh", actor=ACTOR)
+    created = client.post("/api/2.0/mlflow/runs/create", json.dumps({
+        "experiment_id": experiment.public_id, "run_name": "r", "start_time": 1_700_000_000_000,
+        "tags": [{"key": "team", "value": "risk"}]}), content_type="application/json", **auth)
+    assert created.status_code == 200, created.content
+    run = created.json()["run"]
+    got = client.get("/api/2.0/mlflow/runs/get", {"run_id": run["info"]["run_id"]}, **auth)
+    assert got.json()["run"] == run
+    assert {t["key"] for t in run["data"]["tags"]} >= {"team", "mlflow.runName"}

@@ -21,8 +21,8 @@ _Metric = namedtuple("_Metric", "key value timestamp step")
 _KV = namedtuple("_KV", "key value")
 
 
-def _run_response(ctx: Context, run) -> dict:
-    return {"run": search.runs_serialized(ctx.org, [run])[0]}
+def _run_response(ctx: Context, run, *, new: bool = False) -> dict:
+    return {"run": search.runs_serialized(ctx.org, [run], new=new)[0]}
 
 
 @rpc("POST", "runs/create", WRITE)
@@ -35,7 +35,7 @@ def create(ctx: Context, req: MlflowRequest):
         experiment=experiment, actor=ctx.actor(), run_name=req.str("run_name", ""),
         user_id=req.str("user_id", ""), start_time=req.int("start_time", None),
         tags=dict(tags))
-    return _run_response(ctx, run)
+    return _run_response(ctx, run, new=True)
 
 
 @rpc("GET", "runs/get")
