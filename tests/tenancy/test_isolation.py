@@ -99,6 +99,14 @@ ENDPOINTS = {
     **{route: Endpoint(("POST",), elsewhere="tests/models_registry/test_scoring.py")
        for route in ("models/<str:name>/versions/<str:version>/predict",
                      "models/<str:name>/aliases/<str:alias>/predict")},
+    **{route: Endpoint(methods, elsewhere="tests/models_registry/test_inventory.py")
+       for route, methods in [
+        ("inventory/", ("GET", "POST")),
+        ("inventory/export.csv", ("GET",)),
+        ("inventory/<str:name>/", ("GET", "PATCH")),
+        ("inventory/<str:name>/reviews", ("POST",)),
+        ("inventory/<str:name>/validations/", ("GET", "POST")),
+    ]},
 }
 DETAIL_CASES = [(route, method) for route, e in ENDPOINTS.items() if e.target for method in e.methods]
 
