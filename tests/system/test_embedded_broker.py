@@ -23,7 +23,7 @@ from config import broker
 from tests.models_registry.test_registry_client import _stop
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRUBBED = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL",
+SCRUBBED = ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL",
             "DJANGO_SETTINGS_MODULE", "LEDGERFLOW_DATA_DIR")
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 # The clone must use the embedded default, not the services `make test` started.
-SCRUBBED = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL",
+SCRUBBED = ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL",
             "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "LEDGERFLOW_DATA_DIR", "VIRTUAL_ENV",
             "LOG_LEVEL", "LOG_FORMAT")  # test settings quieten logs; `make run` must not be
 
