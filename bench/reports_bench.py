@@ -94,12 +94,13 @@ def main() -> int:
     from audit.actors import Actor
     from reports.services import compliance_profile_set
     from tenancy.services import organization_create
-    from tests.reports.conftest import profile_data
+    from tests.reports.conftest import catalogue_set, profile_data
 
     actor = Actor.command("bench")
     org = organization_create(slug="bench", name="Bench Bank", actor=actor)
     compliance_profile_set(org=org, actor=actor, data=profile_data("Bench Bank"))
     version = _version(org, actor)
+    catalogue_set(version.registered_model)  # a request needs every feature described
     results = {}
     for count in (1, 20):
         _decide(org, version, f"subject-{count}", count, actor)

@@ -3,13 +3,14 @@ requests (`/api/v1/disclosures/`), their generations and PDF downloads. Everythi
 the compliance capability (compliance officers, admins, owners)."""
 
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.exceptions import ApplicationError
 from models_registry import selectors as registry_selectors
 from reports import services
+from reports.completeness import profile_missing
 from reports.models import (
     LANGUAGES,
     PROFILE_TEXTS,
@@ -35,11 +36,38 @@ class ComplianceApi(OrgApi):
     capabilities = COMPLIANCE
 
 
+# A disclosure refused because it could not be complete (409), as config.exceptions writes it
+# (a raw schema: a serializer cannot declare a field named "fields").
+REFUSAL = {"type": "object", "required": ["code", "detail", "fields"], "properties": {
+    "code": {"type": "string", "enum": ["conflict"]},
+    "detail": {"type": "string", "description": "what is missing, in words"},
+    "fields": {"type": "object", "properties": {
+        "compliance_profile": {"type": "array", "items": {"type": "string"},
+                               "description": 'the profile\'s empty fields, e.g. "purposes_en"'},
+        "feature_catalogue": {"type": "array", "items": {"type": "string"},
+                              "description": '"<model>: <feature> (not in the feature '
+                                             'catalogue)" or "<model>: <feature> (meaning_de, '
+                                             'source_de empty)"'}}}}}
+INCOMPLETE = OpenApiResponse(
+    REFUSAL, description="Refused, nothing written: the compliance profile or the feature "
+    "catalogue of the subject's decisions lacks a text the disclosure needs in its language "
+    "(docs/disclosures.md).")
+
+
 class ProfileSerializer(serializers.ModelSerializer):
+    missing_for_disclosure = serializers.SerializerMethodField(
+        help_text="per language, the fields a disclosure in it still needs (all nine texts in "
+                  "that language, besides the controller and the authority); [] = complete")
+
     class Meta:
         model = ComplianceProfile
-        fields = [*PROFILE_FIELDS, "updated_at"]
+        fields = [*PROFILE_FIELDS, "updated_at", "missing_for_disclosure"]
         read_only_fields = ["updated_at"]
+
+    @extend_schema_field(serializers.DictField(child=serializers.ListField(
+        child=serializers.CharField())))
+    def get_missing_for_disclosure(self, profile) -> dict:
+        return {language: profile_missing(profile, language) for language, _ in LANGUAGES}
 
 
 class ComplianceProfileApi(ComplianceApi):
@@ -159,8 +187,11 @@ class DisclosureListApi(ComplianceApi):
             rows = [r for r in rows if r["overdue"] == filters.validated_data["overdue"]]
         return Response(rows)
 
-    @extend_schema(request=InputSerializer, responses={201: RequestSerializer},
-                   summary="Record a customer's access request (and generate its PDF)")
+    @extend_schema(request=InputSerializer, responses={201: RequestSerializer, 409: INCOMPLETE},
+                   summary="Record a customer's access request (and generate its PDF)",
+                   description="Refused with 409 while the organization's compliance profile "
+                   "or the feature catalogue of the subject's decisions is incomplete for the "
+                   "request's language.")
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -183,8 +214,9 @@ class DisclosureGenerateApi(ComplianceApi):
     class InputSerializer(serializers.Serializer):
         language = serializers.ChoiceField(choices=LANGUAGES, required=False, default="")
 
-    @extend_schema(request=InputSerializer, responses={202: VersionSerializer},
-                   summary="Generate a new version (old ones stay)")
+    @extend_schema(request=InputSerializer, responses={202: VersionSerializer, 409: INCOMPLETE},
+                   summary="Generate a new version (old ones stay)",
+                   description="Checked like a new request, in the version's language.")
     def post(self, request, request_uuid):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -79,6 +79,7 @@ EN = {
     "h_purposes": "Purposes of the processing",
     "h_legal_basis": "Legal basis",
     "h_categories": "Categories of personal data",
+    "categories_none": "None: we have not used any data about you in an automated decision.",
     "h_recipients": "Recipients",
     "h_transfers": "Transfers to third countries (Art. 15(2) GDPR)",
     "h_retention": "How long we keep your data",
@@ -121,6 +122,20 @@ EN = {
     "art22_ground": "Ground under Art. 22(2) GDPR",
     "legal_basis": "Legal basis",
     "recipients": "Recipients of the result",
+    "h_art22_ground": "Our ground for automated decisions (Art. 22(2) GDPR)",
+    "art22_grounds": {
+        "a": "Art. 22(2)(a) GDPR: the decision is necessary for entering into, or performing, a "
+             "contract between you and us.",
+        "b": "Art. 22(2)(b) GDPR: the decision is authorised by Union or Member State law to which we "
+             "are subject and which lays down suitable measures to safeguard your rights and freedoms "
+             "and legitimate interests.",
+        "c": "Art. 22(2)(c) GDPR: the decision is based on your explicit consent.",
+    },
+    # where a decision's legal basis, Art. 22(2) ground and recipients come from
+    "origin_decision": "Source: the record of this decision.",
+    "origin_decision_as": "Source: the record of this decision, where it reads “{recorded}”.",
+    "origin_profile": "Source: our general information on this processing (see section 4), as the "
+                      "record of this decision has no entry of its own.",
     "reviewer": "Reviewed by",
     "review_action": "Result of the review",
     "review_at": "Reviewed on",
@@ -324,6 +339,8 @@ DE = {
     "h_purposes": "Zwecke der Verarbeitung",
     "h_legal_basis": "Rechtsgrundlage",
     "h_categories": "Kategorien personenbezogener Daten",
+    "categories_none": "Keine: Wir haben keine Daten über Sie für eine automatisierte Entscheidung "
+                       "verwendet.",
     "h_recipients": "Empfänger",
     "h_transfers": "Übermittlung in Drittländer (Art. 15 Abs. 2 DSGVO)",
     "h_retention": "Wie lange wir Ihre Daten speichern",
@@ -371,6 +388,20 @@ DE = {
     "art22_ground": "Grundlage nach Art. 22 Abs. 2 DSGVO",
     "legal_basis": "Rechtsgrundlage",
     "recipients": "Empfänger des Ergebnisses",
+    "h_art22_ground": "Unsere Grundlage für automatisierte Entscheidungen (Art. 22 Abs. 2 DSGVO)",
+    "art22_grounds": {
+        "a": "Art. 22 Abs. 2 lit. a DSGVO: Die Entscheidung ist für den Abschluss oder die Erfüllung "
+             "eines Vertrags zwischen Ihnen und uns erforderlich.",
+        "b": "Art. 22 Abs. 2 lit. b DSGVO: Die Entscheidung ist aufgrund von Rechtsvorschriften der Union "
+             "oder der Mitgliedstaaten zulässig, denen wir unterliegen und die angemessene Maßnahmen zur "
+             "Wahrung Ihrer Rechte und Freiheiten sowie Ihrer berechtigten Interessen enthalten.",
+        "c": "Art. 22 Abs. 2 lit. c DSGVO: Die Entscheidung beruht auf Ihrer ausdrücklichen Einwilligung.",
+    },
+    # Herkunft von Rechtsgrundlage, Grundlage nach Art. 22 Abs. 2 und Empfängern einer Entscheidung
+    "origin_decision": "Quelle: der Datensatz dieser Entscheidung.",
+    "origin_decision_as": "Quelle: der Datensatz dieser Entscheidung, dort erfasst als „{recorded}“.",
+    "origin_profile": "Quelle: unsere allgemeinen Angaben zu dieser Verarbeitung (siehe Abschnitt 4), "
+                      "da der Datensatz dieser Entscheidung keine eigene Angabe enthält.",
     "reviewer": "Geprüft von",
     "review_action": "Ergebnis der Prüfung",
     "review_at": "Geprüft am",

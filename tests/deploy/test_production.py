@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from models_registry.models import RegisteredModel
 from reports.services import compliance_profile_set
 from tenancy.roles import Role
 from tests.conftest import make_persona
 from tests.deploy.conftest import BUCKET, answers, free_port, wait_until
 from tests.models_registry.conftest import log_model
-from tests.reports.conftest import SETUP, profile_data, today
+from tests.reports.conftest import SETUP, catalogue_set, profile_data, today
 
 pytestmark = [pytest.mark.postgres_only]
 
@@ -216,6 +217,8 @@ def test_production_entrypoints_keep_everything_in_object_storage(stack, persona
 
     # Disclosures: a decision scored by the web, a PDF rendered on the reports worker.
     compliance_profile_set(org=personas.org_a, actor=SETUP, data=profile_data("Bank Alpha"))
+    # a disclosure names every feature in plain words: the model's catalogue, complete
+    catalogue_set(RegisteredModel.objects.get(org=personas.org_a, name="credit-risk"))
     scored = alice.post(
         f"{stack.url}/api/v1/models/credit-risk/versions/{version.version}/predict",
         json={"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values())]},

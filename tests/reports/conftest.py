@@ -2,6 +2,7 @@
 recorded by the real scoring endpoint, and a real worker on the `reports` queue."""
 
 import datetime
+import json
 import os
 import signal
 import subprocess
@@ -38,6 +39,20 @@ def profile_data(name: str) -> dict:
     return data
 
 
+def catalogue_set(model, *, skip=(), blank=()) -> None:
+    """Describe `model`'s features as the demo does (examples/features.json: income, debt, age,
+    late_payments, every text in German and English), through the service; `skip` leaves
+    features out, `blank` empties texts ("income.meaning_de")."""
+    from reports.services import feature_description_set
+
+    catalogue = json.loads((ROOT / "examples" / "features.json").read_text())
+    for feature, data in catalogue.items():
+        if feature in skip:
+            continue
+        data = {k: "" if f"{feature}.{k}" in blank else v for k, v in data.items()}
+        feature_description_set(registered_model=model, feature=feature, actor=SETUP, data=data)
+
+
 @pytest.fixture
 def profiles(personas):
     from reports.services import compliance_profile_set
@@ -62,13 +77,15 @@ def reports_worker(worker_env):
 
 
 def score(client, model: str, version: int, subject: str, row: dict, **extra):
-    """One decision about `subject`, recorded by the scoring endpoint."""
+    """One decision about `subject`, recorded by the scoring endpoint (a field given as None
+    is left out of the body)."""
     body = {"dataframe_split": {"columns": list(row), "data": [list(row.values())]},
             "subject": subject, "purpose": "credit decision", "threshold": 0.5,
             "outcome_labels": ["approved", "declined"],
             "legal_basis": "Art. 6(1)(b) GDPR", "art22_ground": "Art. 22(2)(a) GDPR",
             "provenance": {"income": {"source": "payslip", "collected_at": "2026-10-01"}},
             **extra}
+    body = {key: value for key, value in body.items() if value is not None}
     response = client.post(f"/api/v1/models/{model}/versions/{version}/predict", body,
                            format="json")
     assert response.status_code == 200, response.content

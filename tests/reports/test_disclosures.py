@@ -10,9 +10,10 @@ import time
 import pytest
 
 from audit.models import AuditCheckpoint, AuditEvent
-from reports.models import Disclosure, DisclosureRequest
+from reports import texts
+from reports.models import PROFILE_TEXTS, Disclosure, DisclosureRequest
 from tenancy.roles import Role
-from tests.reports.conftest import SETUP, score, today
+from tests.reports.conftest import ROOT, SETUP, catalogue_set, profile_data, score, today
 
 URL = "/api/v1/disclosures/"
 OFFICER = Role.COMPLIANCE_OFFICER
@@ -131,6 +132,24 @@ def test_a_subject_scored_by_two_versions_gets_a_pdf_with_their_data_and_no_one_
         assert {c["feature"]: c["contribution"] for c in described["contributions"]} == \
             record.contributions
         assert described["outcome"] == record.outcome
+    assert_complete(content)
+    for described in content["decisions"]:  # recorded with the decision, but no recipients
+        assert described["origin"] == {"legal_basis": "decision", "art22_ground": "decision",
+                                       "recipients": "profile"}
+        assert described["legal_basis"] == "Art. 6 Abs. 1 lit. b DSGVO"  # cited in German
+        assert described["art22_ground"] == texts.DE["art22_grounds"]["a"]
+        assert described["recipients"] == ["recipients von Bank Alpha (de)"]
+        assert described["recorded"] == {"legal_basis": "Art. 6(1)(b) GDPR",
+                                         "art22_ground": "Art. 22(2)(a) GDPR", "recipients": []}
+    assert content["processing"]["categories"] == sorted(
+        ["Einkommen und Vermögen", "Verbindlichkeiten", "Persönliche Angaben", "Zahlungsverhalten"])
+    flat = " ".join(pdf_tool("pdftotext", str(path), "-").split())
+    for shown in (texts.DE["art22_grounds"]["a"], "recipients von Bank Alpha (de)",
+                  texts.DE["origin_profile"], "art22_ground von Bank Alpha (de)",
+                  texts.DE["origin_decision_as"].format(recorded="Art. 22(2)(a) GDPR"),
+                  "Bedeutung: Monatliches Nettoeinkommen (Tsd. EUR)", "Einkommen und Vermögen",
+                  "Zahlungsverhalten", "payslip"):
+        assert shown in flat, shown
     by_version = {d["model"]["version"]: d for d in content["decisions"]}
     assert by_version[1]["model"]["weights"]["kind"] == "coefficients"
     assert by_version[1]["model"]["training_parameters"] == {"C": "0.731"}
@@ -156,6 +175,11 @@ def test_a_subject_scored_by_two_versions_gets_a_pdf_with_their_data_and_no_one_
     for shown in ("Monthly net income", "Credit bureau", "purposes of Bank Alpha (en)",
                   "31.25", "61.75"):
         assert shown in text, shown
+    flat = " ".join(pdf_tool("pdftotext", str(tmp_path / "en.pdf"), "-").split())
+    for shown in (texts.EN["art22_grounds"]["a"], "recipients of Bank Alpha (en)",
+                  "art22_ground of Bank Alpha (en)", texts.EN["origin_profile"],
+                  "What Monthly net income (kEUR) means", "Income and assets", "Payment history"):
+        assert shown in flat, shown
     old = b"".join(officer.get(f"{URL}{request_id}/pdf?version=1").streaming_content)
     assert old == pdf
     assert AuditEvent.objects.filter(action="disclosure.downloaded").count() == 3
@@ -171,8 +195,6 @@ def test_a_decision_of_gradient_boosted_trees_is_explained_by_its_exact_shapley_
         api, personas, roles, profiles, make_version, reports_worker, tmp_path):
     """A LightGBM model (scored in its sandbox, contributions by TreeSHAP): the PDF names the
     method in words, and its effects are the recorded ones."""
-    from reports import texts
-
     make_version(personas.org_a, "credit-risk", "boosted")
     decision = score(api(personas.alice), "credit-risk", 1, "C-1001", MINE)
     assert decision["contribution_method"] == "tree-shap"
@@ -194,6 +216,22 @@ def test_a_decision_of_gradient_boosted_trees_is_explained_by_its_exact_shapley_
     assert {c["feature"]: c["contribution"] for c in disclosed["contributions"]} == \
         pytest.approx(decision["contributions"])
     assert disclosed["base_value"] == pytest.approx(decision["base_value"])
+
+
+def assert_complete(content: dict) -> None:
+    """Every Art. 15 item the document prints has a value; every decision's legal entries
+    say where they come from; every input has its name, meaning, category and source."""
+    assert all(content["processing"][name] for name in PROFILE_TEXTS), content["processing"]
+    assert content["processing"]["categories"]
+    for decision in content["decisions"]:
+        for name in ("legal_basis", "art22_ground", "recipients"):
+            assert decision[name] and all(decision[name]), (name, decision[name])
+            assert decision["origin"][name] in ("decision", "profile")
+        for item in decision["inputs"]:
+            assert all(item[key] for key in ("label", "meaning", "category", "source")), item
+            assert item["label"] != item["feature"]
+        assert all(c["label"] != c["feature"] for c in decision["contributions"])
+        assert all(label != feature for feature, label in decision["model"]["labels"].items())
 
 
 def assert_counterfactuals_hold(described: list, records: dict) -> None:
@@ -230,17 +268,176 @@ def test_a_subject_without_decisions_gets_the_confirmation_and_the_processing_it
     assert "no automated decision" in text.lower().replace("\n", " ")
 
 
-def test_generation_without_a_compliance_profile_fails_saying_so(api, personas, roles):
+PROFILE_URL = "/api/v1/compliance/profile/"
+BASE_FIELDS = ("controller_name", "controller_address", "dpo_contact", "authority_name",
+               "authority_address")
+
+
+def refused(response, status: int = 409) -> dict:
+    assert response.status_code == status, (response.status_code, response.content)
+    return response.json()
+
+
+def test_a_request_is_refused_while_the_profile_is_incomplete_naming_the_fields(
+        api, personas, roles):
+    officer = api(roles[OFFICER])
+    events = AuditEvent.objects.count()
+    # no profile at all: every field a disclosure in English needs is named
+    body = refused(officer.post(URL, request_body(language="en"), format="json"))
+    assert body["fields"]["compliance_profile"] == [
+        *BASE_FIELDS, *(f"{name}_en" for name in PROFILE_TEXTS)]
+    assert "no compliance profile" in body["detail"]
+    assert AuditEvent.objects.count() == events
+
+    # only the five fields the profile itself requires (as the issue found it): refused, in
+    # the language asked for
+    base = {k: v for k, v in profile_data("Bank Alpha").items() if k in BASE_FIELDS}
+    assert officer.patch(PROFILE_URL, base, format="json").status_code == 200
+    events = AuditEvent.objects.count()
+    for language in ("en", "de"):
+        body = refused(officer.post(URL, request_body(language=language), format="json"))
+        missing = [f"{name}_{language}" for name in PROFILE_TEXTS]
+        assert body["fields"] == {"compliance_profile": missing}, body
+        assert all(name in body["detail"] for name in missing), body["detail"]
+
+    # the English texts only: an English disclosure may be requested, a German one not yet
+    english = {k: v for k, v in profile_data("Bank Alpha").items() if k.endswith("_en")}
+    assert officer.patch(PROFILE_URL, english, format="json").status_code == 200
+    events = AuditEvent.objects.count()
+    body = refused(officer.post(URL, request_body(language="de"), format="json"))
+    assert body["fields"]["compliance_profile"] == [f"{name}_de" for name in PROFILE_TEXTS]
+    assert not DisclosureRequest.objects.exists() and not Disclosure.objects.exists()
+    assert AuditEvent.objects.count() == events  # nothing written, not even an event
+    created = officer.post(URL, request_body(language="en", generate=False), format="json")
+    assert created.status_code == 201, created.content
+
+
+def test_the_compliance_page_refuses_a_request_while_the_profile_is_incomplete(
+        client, personas, roles):
+    from reports.services import compliance_profile_set
+
+    data = profile_data("Bank Alpha")
+    data["retention_de"] = data["art22_ground_de"] = ""
+    compliance_profile_set(org=personas.org_a, actor=SETUP, data=data)
+    client.force_login(roles[OFFICER].user)
+    events = AuditEvent.objects.count()
+    response = client.post("/compliance/", {**request_body(), "received_on": today().isoformat()})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "art22_ground_de" in page and "retention_de" in page
+    assert not DisclosureRequest.objects.exists() and AuditEvent.objects.count() == events
+
+
+def test_a_new_version_is_refused_once_the_profile_lost_a_text(api, client, personas, roles,
+                                                              profiles):
+    from reports.services import compliance_profile_set
+
+    officer = api(roles[OFFICER])
+    created = officer.post(URL, request_body(generate=False), format="json").json()
+    compliance_profile_set(org=personas.org_a, actor=SETUP,
+                           data={"purposes_en": "", "legal_basis_en": " "})
+    events = AuditEvent.objects.count()
+    body = refused(officer.post(f"{URL}{created['id']}/generate", {"language": "en"},
+                                format="json"))
+    assert body["fields"] == {"compliance_profile": ["purposes_en", "legal_basis_en"]}
+    # the German texts are all there: a German version may still be made
+    assert officer.post(f"{URL}{created['id']}/generate", {"language": "de"},
+                        format="json").status_code == 202
+    events = AuditEvent.objects.count()
+    client.force_login(roles[OFFICER].user)  # the request's page refuses it the same way
+    response = client.post(f"/compliance/requests/{created['id']}/",
+                           {"action": "generate", "language": "en"})
+    assert response.status_code == 400 and "purposes_en" in response.content.decode()
+    assert Disclosure.objects.count() == 1 and AuditEvent.objects.count() == events
+
+
+def test_a_generation_fails_with_the_reason_when_the_profile_changed_after_the_request(
+        api, personas, roles, profiles):
     from config.jobs.runner import run_here
+    from reports.services import compliance_profile_set
 
     officer = api(roles[OFFICER])
     created = officer.post(URL, request_body(generate=False), format="json").json()
     queued = officer.post(f"{URL}{created['id']}/generate", {}, format="json").json()
+    # changed between the request for a version and its worker's start
+    compliance_profile_set(org=personas.org_a, actor=SETUP, data={"recipients_de": ""})
     assert run_here("reports.generate", Disclosure.objects.get(uuid=queued["id"]).pk) \
         == "failed"
     version = officer.get(f"{URL}{created['id']}/").json()["versions"][0]
-    assert version["status"] == "FAILED" and "compliance profile" in version["status_message"]
+    assert version["status"] == "FAILED" and "recipients_de" in version["status_message"]
     assert officer.get(f"{URL}{created['id']}/pdf").status_code == 404
+
+
+@pytest.mark.postgres_only
+def test_a_feature_missing_from_the_catalogue_refuses_the_request_naming_it(
+        api, personas, roles, profiles, make_version):
+    version = make_version(personas.org_a, "credit-risk", "logistic")
+    score(api(personas.alice), "credit-risk", 1, "C-1001", MINE)
+    catalogue_set(version.registered_model, skip=("late_payments",),
+                  blank=("income.meaning_de", "debt.source_de"))
+    officer = api(roles[OFFICER])
+    events = AuditEvent.objects.count()
+    body = refused(officer.post(URL, request_body(language="de"), format="json"))
+    assert body["fields"] == {"feature_catalogue": [
+        "credit-risk: income (meaning_de empty)", "credit-risk: debt (source_de empty)",
+        "credit-risk: late_payments (not in the feature catalogue)"]}, body
+    assert "late_payments" in body["detail"]
+    english = refused(officer.post(URL, request_body(language="en"), format="json"))
+    assert english["fields"] == {"feature_catalogue": [
+        "credit-risk: late_payments (not in the feature catalogue)"]}
+    assert not DisclosureRequest.objects.exists() and AuditEvent.objects.count() == events
+    # a customer no model decided on needs no catalogue
+    assert officer.post(URL, request_body(subject="C-9999", generate=False),
+                        format="json").status_code == 201
+    catalogue_set(version.registered_model)  # described in full: the request is taken
+    assert officer.post(URL, request_body(generate=False), format="json").status_code == 201
+
+
+@pytest.mark.postgres_only
+def test_a_decision_recorded_without_legal_entries_takes_them_from_the_profile_and_says_so(
+        api, personas, roles, profiles, make_version, tmp_path):
+    """As the issue found it: a decision scored without a legal basis, Art. 22(2) ground or
+    recipients; the PDF fills all three from the profile, in the customer's language, and
+    says so, and disclosure.json carries the same values and their origin."""
+    from config.jobs.runner import run_here
+
+    version = make_version(personas.org_a, "credit-risk", "logistic")
+    score(api(personas.alice), "credit-risk", 1, "C-1001", MINE, legal_basis=None,
+          art22_ground=None, provenance=None)  # every source from the catalogue
+    catalogue_set(version.registered_model)
+    officer = api(roles[OFFICER])
+    created = officer.post(URL, request_body(language="en", generate=False),
+                           format="json").json()
+    for language, t, words in (("en", texts.EN, "of Bank Alpha (en)"),
+                               ("de", texts.DE, "von Bank Alpha (de)")):
+        queued = officer.post(f"{URL}{created['id']}/generate", {"language": language},
+                              format="json").json()
+        assert run_here("reports.generate", Disclosure.objects.get(uuid=queued["id"]).pk) \
+            == "ready"
+        path = tmp_path / f"{language}.pdf"
+        path.write_bytes(b"".join(officer.get(
+            f"{URL}{created['id']}/pdf?version={queued['version']}").streaming_content))
+        subprocess.run(["pdfdetach", "-save", "1", "-o", str(tmp_path / "d.json"), str(path)],
+                       check=True)
+        content = json.loads((tmp_path / "d.json").read_bytes())
+        assert_complete(content)
+        (decision,) = content["decisions"]
+        assert decision["origin"] == dict.fromkeys(("legal_basis", "art22_ground",
+                                                    "recipients"), "profile")
+        assert decision["legal_basis"] == f"legal_basis {words}"
+        assert decision["art22_ground"] == f"art22_ground {words}"
+        assert decision["recipients"] == [f"recipients {words}"]
+        flat = " ".join(pdf_tool("pdftotext", str(path), "-").split())
+        # each of the three rows: the profile's text, then where it comes from
+        for heading, value in (("legal_basis", "legal_basis"), ("art22_ground", "art22_ground"),
+                               ("recipients", "recipients")):
+            assert f"{t[heading]} {value} {words} {t['origin_profile']}" in flat, heading
+        assert flat.count(t["origin_profile"]) == 3
+        # every input with its meaning and source from the catalogue, in the language
+        catalogue = json.loads((ROOT / "examples" / "features.json").read_text())
+        for feature in MINE:
+            for key in ("label", "meaning", "source", "category"):
+                assert catalogue[feature][f"{key}_{language}"] in flat, (feature, key)
 
 
 def test_only_compliance_officers_admins_and_owners_reach_disclosures(api, personas, roles,
@@ -286,7 +483,7 @@ def test_a_bad_request_is_refused_naming_the_field_and_nothing_is_written(api, p
 
 
 def test_the_deadline_is_one_month_and_an_extension_needs_a_reason_in_time(api, personas,
-                                                                           roles):
+                                                                           roles, profiles):
     import datetime
 
     officer = api(roles[OFFICER])
@@ -320,7 +517,7 @@ def test_the_deadline_is_one_month_and_an_extension_needs_a_reason_in_time(api, 
     assert late.status_code == 400  # the first month has passed
 
 
-def test_a_month_after_the_31st_is_the_end_of_the_next_month(personas, roles):
+def test_a_month_after_the_31st_is_the_end_of_the_next_month(personas, roles, profiles):
     import datetime
 
     from reports.services import disclosure_request_create
@@ -408,7 +605,7 @@ def test_the_admin_edits_the_profile_and_the_catalogue_through_the_services(clie
 
 
 def test_a_generation_whose_worker_was_lost_is_queued_again_then_given_up(api, personas, roles,
-                                                                          settings):
+                                                                          profiles, settings):
     import datetime
 
     from config.jobs import runner

@@ -9,6 +9,8 @@ checked with the poppler and qpdf tools a reader or an archive would use.
 import base64
 import copy
 import hashlib
+import json
+import math
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -16,7 +18,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from audit.canonical import dumps
-from reports.rendering import contribution_chart_svg, disclosure_html, format_number, render_disclosure_pdf
+from reports.chart import LABEL_WIDTH, contribution_chart_svg, text_width, wrap_label
+from reports.rendering import disclosure_html, format_number, render_disclosure_pdf
 from reports.texts import TEXTS
 
 # Organization texts, in the content's language as CONTENT.md requires.
@@ -39,6 +42,12 @@ ORG = {
         "source_app": "Your loan application", "source_schufa": "SCHUFA Holding AG",
         "income": "Monthly net income", "debt": "Debt ratio", "years": "Years at current address",
         "postcode": "Postcode", "loans": "Number of existing loans",
+        "income_meaning": "Your income after tax per month, in euros.",
+        "debt_meaning": "The share of your income that goes to existing loans.",
+        "years_meaning": "How long you have lived at your present address.",
+        "postcode_meaning": "The postcode of your present address.",
+        "loans_meaning": "How many loans you are repaying at present.",
+        "recorded_ground": "Art. 22(2)(a) GDPR",
     },
     "de": {
         "purposes": "Prüfung der Kreditwürdigkeit für Verbraucherkredite.",
@@ -59,21 +68,37 @@ ORG = {
         "income": "Monatliches Nettoeinkommen", "debt": "Verschuldungsquote",
         "years": "Jahre an der aktuellen Anschrift", "postcode": "Postleitzahl",
         "loans": "Anzahl bestehender Kredite",
+        "income_meaning": "Ihr monatliches Einkommen nach Steuern, in Euro.",
+        "debt_meaning": "Der Anteil Ihres Einkommens, der auf bestehende Kredite entfällt.",
+        "years_meaning": "Wie lange Sie an Ihrer jetzigen Anschrift wohnen.",
+        "postcode_meaning": "Die Postleitzahl Ihrer jetzigen Anschrift.",
+        "loans_meaning": "Wie viele Kredite Sie derzeit zurückzahlen.",
+        "recorded_ground": "Art. 22(2)(a) GDPR",
     },
 }
 HEX = {name: hashlib.sha256(name.encode()).hexdigest() for name in ("event", "root", "chain", "ref")}
 
 
 def _input(o, feature, label, value, source, collected, address=False):
-    return {"feature": feature, "label": o[label], "meaning": o[label], "category": o["categories"][0],
-            "source": o[source], "collected_at": collected, "is_address_data": address, "value": value}
+    return {"feature": feature, "label": o[label], "meaning": o[f"{label}_meaning"],
+            "category": o["categories"][0], "source": o[source], "collected_at": collected,
+            "is_address_data": address, "value": value}
 
 
-def _logistic_decision(o):
+def _labels(o, **features) -> dict:
+    return {feature: o[key] for feature, key in features.items()}
+
+
+def _logistic_decision(o, language: str):
     return {
         "id": "0b6c8f2e-5d0a-4c47-9a0e-3f1d2c4b5a61", "made_at": "2026-10-05T09:12:00Z",
-        "purpose": o["purposes"], "legal_basis": o["legal_basis"], "art22_ground": o["art22_ground"],
-        "solely_automated": True, "review": None, "recipients": [o["recipients"]],
+        "purpose": o["purposes"], "legal_basis": o["legal_basis"],
+        "art22_ground": TEXTS[language]["art22_grounds"]["a"],
+        "solely_automated": True, "review": None, "recipients": ["SCHUFA Holding AG"],
+        # all three recorded with the decision; its ground as the law's words in the language
+        "origin": {"legal_basis": "decision", "art22_ground": "decision", "recipients": "decision"},
+        "recorded": {"legal_basis": o["legal_basis"], "art22_ground": o["recorded_ground"],
+                     "recipients": ["SCHUFA Holding AG"]},
         "model": {
             "name": "credit-risk", "version": 2, "registered_at": "2026-09-01T08:00:00Z",
             "package_digest": "sha256:" + HEX["chain"],
@@ -82,6 +107,7 @@ def _logistic_decision(o):
             "training_parameters": {"C": "1.0", "max_iter": "200", "rows": "400"},
             "weights": {"kind": "coefficients", "intercept": -1.3,
                         "values": {"income": 0.00042, "debt_ratio": -4.8, "years_at_address": 0.03}},
+            "labels": _labels(o, income="income", debt_ratio="debt", years_at_address="years"),
         },
         "inputs": [_input(o, "income", "income", 3217.5, "source_app", "2026-10-01"),
                    _input(o, "debt_ratio", "debt", 0.45, "source_app", "2026-10-01"),
@@ -107,6 +133,9 @@ def _tree_decision(o):
         "id": "7d2e9a14-1b3c-4f5e-8a6b-9c0d1e2f3a4b", "made_at": "2026-03-14T15:40:00Z",
         "purpose": o["purposes"], "legal_basis": o["legal_basis"], "art22_ground": o["art22_ground"],
         "solely_automated": False, "recipients": [o["recipients"]],
+        # none recorded with the decision: all three from the organization's profile
+        "origin": {"legal_basis": "profile", "art22_ground": "profile", "recipients": "profile"},
+        "recorded": {"legal_basis": "", "art22_ground": "", "recipients": []},
         "review": {"reviewer": "J. Schmidt", "action": "confirmed", "at": "2026-03-15T10:05:00Z"},
         "model": {
             "name": "credit-risk", "version": 1, "registered_at": "2026-01-20T12:00:00Z",
@@ -116,6 +145,7 @@ def _tree_decision(o):
             "training_parameters": {"max_depth": "4", "min_samples_leaf": "20"},
             "weights": {"kind": "importances", "intercept": None,
                         "values": {"income": 0.55, "postcode": 0.15, "existing_loans": 0.3}},
+            "labels": _labels(o, income="income", postcode="postcode", existing_loans="loans"),
         },
         "inputs": [_input(o, "income", "income", 2980.25, "source_app", "2026-03-10"),
                    _input(o, "postcode", "postcode", "10115", "source_app", "2026-03-10", address=True),
@@ -151,7 +181,7 @@ def sample_content(language: str) -> dict:
                                                 "recipients", "transfers", "retention", "sources",
                                                 "human_review", "consequences")},
         "processes_personal_data": True,
-        "decisions": [_logistic_decision(o), _tree_decision(o)],
+        "decisions": [_logistic_decision(o, language), _tree_decision(o)],
         "withheld": [{"what": o["withheld_what"], "why": o["withheld_why"]}],
     }
 
@@ -299,7 +329,7 @@ def test_html_in_values_is_shown_as_text_not_interpreted(tmp_path):
 
 
 def test_the_chart_is_an_accessible_svg_with_bars_on_both_sides_of_zero():
-    contributions = _logistic_decision(ORG["de"])["contributions"]
+    contributions = _logistic_decision(ORG["de"], "de")["contributions"]
     contributions[1]["label"] = 'Income <& "net">'
     svg = ET.fromstring(contribution_chart_svg(contributions, "de"))
     ns = {"s": "http://www.w3.org/2000/svg"}
@@ -319,13 +349,144 @@ def test_the_chart_is_an_accessible_svg_with_bars_on_both_sides_of_zero():
 @pytest.mark.parametrize(("value", "language", "kwargs", "expected"), [
     (3217.5, "de", {}, "3217,5"), (3217.5, "en", {}, "3217.5"), (3200.0, "en", {}, "3200"),
     (0.62, "de", {}, "0,62"), (7, "de", {}, "7"), ("10115", "de", {}, "10115"),
-    (-0.72, "en", {"digits": 3, "signed": True}, "\u22120.72"),
-    (0.000412345, "de", {"digits": 3}, "0,000412"),
+    (-0.72, "en", {"signed": True}, "\u22120.72"), (0.41, "de", {"signed": True}, "+0,41"),
+    (0.000412345, "de", {}, "0,000412345"), (123456.78, "en", {}, "123456.78"),  # as entered
+    # computed values, longer than SHORT_DIGITS: four significant digits, the integer part kept
+    (0.38802883215629, "en", {}, "0.388"), (0.41234567891, "de", {"signed": True}, "+0,4123"),
+    (-0.000123456789, "en", {}, "\u22120.0001235"), (123456.789012345, "en", {}, "123457"),
     (1e-05, "en", {}, "0.00001"), (None, "en", {}, "—"), (True, "de", {}, "ja"),
-    (-0.0001, "en", {"digits": 1, "signed": True}, "\u22120.0001"), (0.0, "en", {"signed": True}, "0"),
+    (-0.0001, "en", {"signed": True}, "\u22120.0001"), (0.0, "en", {"signed": True}, "0"),
 ])
 def test_numbers_are_formatted_per_language(value, language, kwargs, expected):
     assert format_number(value, language, **kwargs) == expected
+
+
+# --- what the issue found: one number format, sources, meanings, the chart -------------------
+
+SCORE, EFFECT = 0.38802883215629, 0.41234567891
+LONG_LABEL = {"en": "Number of late payments in the last twenty-four months before the application "
+                    "(instalments of every loan and credit card with us)",
+              "de": "Anzahl verspäteter Zahlungen in den letzten vierundzwanzig Monaten vor dem Antrag "
+                    "(Raten aller Kredite und Kreditkarten bei uns)"}
+
+
+def _issue_content(language: str) -> dict:
+    """The sample with a computed score and effect (full float precision) and a label far
+    longer than a chart row."""
+    content = sample_content(language)
+    decision = content["decisions"][0]
+    decision["score"] = SCORE
+    decision["contributions"][1]["contribution"] = EFFECT
+    decision["contributions"][0]["label"] = LONG_LABEL[language]
+    decision["inputs"][1]["label"] = decision["model"]["labels"]["debt_ratio"] = LONG_LABEL[language]
+    return content
+
+
+@pytest.fixture(scope="module", params=["en", "de"])
+def issue(request, tmp_path_factory) -> Rendered:
+    return Rendered(_issue_content(request.param), tmp_path_factory.mktemp("issue"))
+
+
+def figures(path) -> list[dict]:
+    """Every Figure structure element: its page (1-based), Layout BBox and the page's
+    MediaBox, read from qpdf's JSON of the file's objects."""
+    described = json.loads(_run("qpdf", "--json", str(path)).stdout)
+    objects = {key.removeprefix("obj:"): item.get("value") for key, item in
+               described["qpdf"][1].items() if isinstance(item, dict)}
+    pages = [page["object"] for page in described["pages"]]
+    found = []
+    for item in objects.values():
+        if isinstance(item, dict) and item.get("/S") == "/Figure":
+            page = objects[item["/Pg"]]
+            found.append({"page": pages.index(item["/Pg"]) + 1, "bbox": item["/A"]["/BBox"],
+                          "media": page["/MediaBox"]})
+    return found
+
+
+def text_in(path, figure: dict) -> str:
+    """The text poppler finds inside the figure's box (poppler measures from the top left)."""
+    left, bottom, right, top = figure["bbox"]
+    height = figure["media"][3]
+    cropped = _run("pdftotext", "-enc", "UTF-8", "-f", str(figure["page"]), "-l", str(figure["page"]),
+                   "-x", str(math.floor(left)), "-y", str(math.floor(height - top)),
+                   "-W", str(math.ceil(right - left)), "-H", str(math.ceil(top - bottom)),
+                   str(path), "-").stdout
+    return re.sub(r"\s+", " ", cropped)
+
+
+def test_a_number_reads_the_same_on_every_page_and_in_the_chart(issue):
+    language, text = issue.content["language"], issue.text()
+    score, effect = format_number(SCORE, language), format_number(EFFECT, language, signed=True)
+    assert score == {"en": "0.388", "de": "0,388"}[language]
+    # the derived data (section 3) and the result (section 5) state the same score
+    assert text.count(score) == 2, text.count(score)
+    assert TEXTS[language]["result_text"].format(
+        score=score, cut_off=format_number(0.5, language),
+        outcome=TEXTS[language]["outcomes"]["declined"]) in text
+    digits = {"en": "0.38802", "de": "0,38802"}[language]
+    assert digits not in text and {"en": "0.41234", "de": "0,41234"}[language] not in text
+    # the effect: once in the table, once in the chart, both the same
+    assert text.count(effect) == 2
+    assert effect in text_in(issue.path, figures(issue.path)[0])
+
+
+def test_a_long_label_wraps_in_the_chart_and_is_there_whole(issue):
+    chart = text_in(issue.path, figures(issue.path)[0])
+    assert LONG_LABEL[issue.content["language"]] in chart, chart
+    assert "…" not in chart
+
+
+def test_each_charts_tagged_box_lies_on_its_page_around_the_chart(issue):
+    t = TEXTS[issue.content["language"]]
+    found = figures(issue.path)
+    assert len(found) == 2  # one chart per decision with effects
+    for figure in found:
+        left, bottom, right, top = figure["bbox"]
+        page_left, page_bottom, page_right, page_top = figure["media"]
+        assert page_left <= left < right <= page_right, figure
+        assert page_bottom <= bottom < top <= page_top, figure
+        assert right - left == pytest.approx(640 * 0.75, abs=1)  # the chart's width, in points
+        # and the box is where the chart is drawn: its legend is inside it
+        inside = text_in(issue.path, figure)
+        assert t["directions"]["lowered"] in inside and t["directions"]["raised"] in inside, inside
+
+
+def test_wrapped_lines_fit_the_label_column_and_keep_every_character():
+    label = "Zahlungsverzugsmeldungen" * 3 + " of the last two years, all accounts " + "W" * 40
+    lines = wrap_label(label)
+    assert len(lines) > 3
+    assert all(text_width(line) <= LABEL_WIDTH for line in lines)
+    assert "".join(lines).replace(" ", "") == label.replace(" ", "")
+    assert wrap_label("Income") == ["Income"]
+
+
+def test_each_legal_entry_of_a_decision_says_where_it_comes_from(rendered):
+    text, language = rendered.text(), rendered.content["language"]
+    t, o = TEXTS[language], ORG[language]
+    # the first decision recorded its own: its ground in the law's words, as recorded in the note
+    assert t["art22_grounds"]["a"] in text
+    assert t["origin_decision_as"].format(recorded=o["recorded_ground"]) in text
+    assert t["origin_decision"] in text and "SCHUFA Holding AG" in text
+    # the second recorded none: the profile's three texts, each saying so
+    assert text.count(t["origin_profile"]) == 3
+    for name in ("legal_basis", "art22_ground", "recipients"):
+        assert o[name] in text
+    # and the profile's own Art. 22(2) ground is printed in section 5, not only in the annex
+    assert f'{t["h_art22_ground"]} {o["art22_ground"]}' in text
+
+
+def test_every_input_is_shown_with_its_meaning(rendered):
+    text = rendered.text()
+    for decision in rendered.content["decisions"]:
+        for item in decision["inputs"]:
+            assert item["meaning"] in text, item["meaning"]
+
+
+def test_without_categories_the_section_says_none():
+    content = sample_content("en")
+    content["processing"]["categories"] = []
+    html = disclosure_html(content, anchor_for(content))
+    assert TEXTS["en"]["categories_none"] in html
 
 
 def test_the_content_is_not_changed_by_rendering(tmp_path):

@@ -666,7 +666,9 @@ def build_world() -> World:
                                     subject="C-ALPHA-1", inputs={"income": 1.0},
                                     purpose="credit decision", outcome="approved")])[0]
     reports.feature_description_set(registered_model=model, feature="income", actor=alice,
-                                    data={"label_en": "Income", "label_de": "Einkommen"})
+                                    data={"label_en": "Income", "label_de": "Einkommen",
+                                          "meaning_en": "Net income", "category_en": "Income",
+                                          "source_en": "Payslips"})  # what an en PDF needs
     reports.compliance_profile_set(org=org_a, actor=alice, data=profile_data(A_NAME))
     inventory.inventory_entry_create(model=model, owner=world.alice.email, risk_tier="high",
                                      intended_use="alpha-secret-use", actor=alice,
