@@ -106,9 +106,18 @@ def test_it_seeds_what_the_tour_uses_through_the_audited_services(seed):
     alias = ModelAlias.objects.get(registered_model__name="credit-risk", alias="production")
     assert alias.model_version.version == 1 and alias.model_version.run in runs
     assert ProtectedAlias.objects.filter(org__slug="demo", alias="production").exists()
+    from models_registry.inventory import inventory_current
+
+    [item] = inventory_current(alias.model_version.registered_model.org)
+    assert (item.state["owner"], item.state["risk_tier"], item.overdue) == \
+        ("ds@demo.example", "high", False)
+    assert item.validations == 1 and (item.latest_validation["outcome"],
+                                      item.latest_validation["validated_by"]) == \
+        ("approved", "co@demo.example")
     assert Membership.objects.filter(org__slug="demo").count() == len(ROLES)
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"compliance_profile.created", "feature_description.set", "run.batch_logged",
             "model_version.created", "registered_model.alias_set",
-            "protected_alias.added"} <= actions
+            "protected_alias.added", "inventory.entry_created",
+            "inventory.validation_recorded"} <= actions
     call_command("audit_verify", "--org", "demo", stdout=io.StringIO())

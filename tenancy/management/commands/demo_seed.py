@@ -6,8 +6,10 @@ logging its model as MLflow 3's `log_model` does (a logged model with the run's 
 files in the model's own location, its final metrics linked to it); the `credit-risk` model
 registered from the best of them (`models:/<model id>`, packaged by the worker, like any
 registration, so `make run` does not wait for the runner environment) with the alias
-`production`, protected so that moving it needs a compliance officer's approval; the
-organization's compliance profile and the model's feature catalogue (examples/).
+`production`, protected so that moving it needs a compliance officer's approval; the model in
+the risk inventory (owned by the data scientist, validated and approved by the compliance
+officer, as SR 11-7 wants validation independent of the owner); the organization's compliance
+profile and the model's feature catalogue (examples/).
 
 Raw tokens and passwords are never stored in the database: they live in a 0600 file in the data
 dir (`demo-credentials.txt`, a shell file to paste or `source`), so every `make run` prints the
@@ -27,9 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
 from models_registry import services as registry
-from models_registry.models import ModelAlias, ProtectedAlias, RegisteredModel
+from models_registry.inventory import inventory_entry_create, validation_record
+from models_registry.models import (
+    InventoryEntry,
+    ModelAlias,
+    ModelValidation,
+    ProtectedAlias,
+    RegisteredModel,
+    RiskTier,
+    ValidationOutcome,
+)
 from reports.models import ComplianceProfile, FeatureDescription
 from reports.services import compliance_profile_set, feature_description_set
 from tenancy.authentication import AuthenticationError, authenticate_token_header
@@ -163,6 +175,24 @@ class Command(ServiceCommand):
                 registry.alias_set(version=version, alias=ALIAS, actor=self.actor())
         if not ProtectedAlias.objects.filter(org=org, alias=ALIAS).exists():
             registry.protected_alias_add(org=org, alias=ALIAS, actor=self.actor())
+        self._inventory(model)
+
+    def _inventory(self, model) -> None:
+        """The model in the risk inventory, reviewed today, with an approving validation."""
+        owner, validator = PERSONAS[1].email, PERSONAS[2].email
+        if not InventoryEntry.objects.filter(registered_model=model).exists():
+            inventory_entry_create(
+                model=model, owner=owner, risk_tier=RiskTier.HIGH, review_frequency_months=12,
+                intended_use="Probability of default of consumer credit applicants, for the "
+                             "credit decision (demo).",
+                limitations="Trained on 450 synthetic applicants; not for business loans.",
+                last_reviewed_on=timezone.localdate(), actor=self.actor())
+        if not ModelValidation.objects.filter(registered_model=model).exists():
+            validation_record(model=model, actor=self.actor(), validated_by=validator,
+                              validated_on=timezone.localdate(), outcome=ValidationOutcome.APPROVED,
+                              scope="Conceptual soundness, discrimination (AUC) on the held-out "
+                                    "applicants, input checks.",
+                              findings="AUC on held-out applicants as logged in its run.")
 
     def _catalogue(self, model) -> None:
         described = set(FeatureDescription.objects.filter(registered_model=model)
