@@ -23,13 +23,18 @@ def inventory_page(request):
         "overdue": sum(item.overdue for item in items)})
 
 
-@require_GET
-@org_page
-def inventory_csv(request):
-    form = AsOfSerializer(data=request.GET)
-    if not form.is_valid():
+def download(request, respond):
+    """A download of the inventory as of the page's date (the CSV, the signed PDF report):
+    `respond(items, as_of)`, or the page again, 400, for a bad date."""
+    if not AsOfSerializer(data=request.GET).is_valid():
         return render(request, "models_registry/inventory.html", {
             "error": "Give the date as YYYY-MM-DD, not in the future.", "items": [],
             "as_of": None}, status=400)
-    items, as_of = items_for(request.access.org, request.GET)
-    return csv_response(items, as_of, request.access.org.slug)
+    return respond(*items_for(request.access.org, request.GET))
+
+
+@require_GET
+@org_page
+def inventory_csv(request):
+    return download(request, lambda items, as_of: csv_response(items, as_of,
+                                                               request.access.org.slug))

@@ -39,7 +39,7 @@ def generate(attempt) -> str:
                                            decision_ids=[d["id"] for d in content["decisions"]],
                                            actor=actor)
         checkpoint = checkpoint_create(org=disclosure.org)
-        pdf = _render(content, _anchor(digest, event, checkpoint))
+        pdf = _render(content, anchor_of(digest, event, checkpoint))
         name = storages[STORAGE].save(
             f"{disclosure.org_id}/{disclosure.request.uuid}/v{disclosure.version}-{number}.pdf",
             ContentFile(pdf))
@@ -58,7 +58,9 @@ def _render(content: dict, anchor: dict) -> bytes:
     return render_disclosure_pdf(content, anchor)
 
 
-def _anchor(digest: str, event, checkpoint) -> dict:
+def anchor_of(digest: str, event, checkpoint) -> dict:
+    """What a document's cover names (reports/CONTENT.md `anchor`): its content's SHA-256, the
+    audit event that recorded it, and the signed checkpoint that covers that event."""
     return {"content_sha256": digest, "audit_seq": event.seq, "audit_event_hash": event.hash,
             "checkpoint": {"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root_hash,
                            "chain_hash": checkpoint.chain_hash,

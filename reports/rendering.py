@@ -24,7 +24,7 @@ from reports.formatting import format_date, format_number
 from reports.texts import TEXTS
 
 __all__ = ["disclosure_html", "figure_boxes_on_page", "format_date", "format_number",
-           "render_disclosure_pdf"]
+           "json_attachment", "render_disclosure_pdf", "render_pdf"]
 
 
 # --- texts ------------------------------------------------------------------------------------
@@ -201,10 +201,11 @@ def _no_fetching() -> URLFetcher:
     return URLFetcher(allowed_protocols=())
 
 
-def _attachment(content: dict) -> Attachment:
+def json_attachment(content: dict, name: str, description: str) -> Attachment:
+    """The content's canonical JSON, byte for byte what its anchored SHA-256 was computed over
+    (AFRelationship /Data)."""
     created = _generated_at(content)
-    return Attachment(file_obj=io.BytesIO(dumps(content)), name="disclosure.json",
-                      description=TEXTS[content["language"]]["attachment_description"],
+    return Attachment(file_obj=io.BytesIO(dumps(content)), name=name, description=description,
                       created=created, modified=created, relationship="Data",
                       url_fetcher=_no_fetching())
 
@@ -221,9 +222,15 @@ def _generated_at(content: dict) -> dt.datetime:
 def render_disclosure_pdf(content: dict, anchor: dict) -> bytes:
     """The disclosure as a tagged PDF/A-3b with the canonical JSON attached as disclosure.json
     (AFRelationship /Data)."""
-    document = HTML(string=disclosure_html(content, anchor), url_fetcher=_no_fetching())
-    return document.write_pdf(pdf_variant="pdf/a-3b", pdf_tags=True,
-                              attachments=[_attachment(content)], finisher=figure_boxes_on_page)
+    return render_pdf(disclosure_html(content, anchor), json_attachment(
+        content, "disclosure.json", TEXTS[content["language"]]["attachment_description"]))
+
+
+def render_pdf(html: str, attachment: Attachment) -> bytes:
+    """`html` (inline, nothing fetched) as a tagged PDF/A-3b carrying `attachment`."""
+    document = HTML(string=html, url_fetcher=_no_fetching())
+    return document.write_pdf(pdf_variant="pdf/a-3b", pdf_tags=True, attachments=[attachment],
+                              finisher=figure_boxes_on_page)
 
 
 PT_PER_PX = 0.75  # 72 PDF points per inch / 96 CSS pixels per inch

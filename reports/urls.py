@@ -1,8 +1,10 @@
 from django.urls import path
 
-from reports import apis
+from reports import apis, inventory_report_views
 
 urlpatterns = [
+    path("inventory/report.pdf", inventory_report_views.InventoryReportApi.as_view(),
+         name="inventory-report"),
     path("compliance/profile/", apis.ComplianceProfileApi.as_view(), name="compliance-profile"),
     path("models/<str:name>/features/", apis.FeatureListApi.as_view(), name="feature-list"),
     path("models/<str:name>/features/<str:feature>", apis.FeatureDetailApi.as_view(),

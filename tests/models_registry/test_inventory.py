@@ -443,10 +443,10 @@ def test_the_csv_export_lists_the_inventory_as_of_a_date(api, personas, team):
 
 # --- the page -----------------------------------------------------------------------------------
 
-def test_the_inventory_page_shows_a_past_date_and_marks_overdue_reviews(page, personas,  # noqa: F811
-                                                                     team):
-    from playwright.sync_api import expect
-
+@pytest.fixture
+def two_models(personas, team):
+    """Org A's inventory since 2024-03-01: credit-risk (ENTRY) and fraud-screening (medium,
+    reviewed every 6 months, last on 2024-02-01; not approved on 2024-08-30)."""
     dana, olga, _ = team
     org = personas.org_a
     scoring = ready_version(org, "fraud-screening").registered_model
@@ -462,6 +462,12 @@ def test_the_inventory_page_shows_a_past_date_and_marks_overdue_reviews(page, pe
         inventory.validation_record(model=scoring, actor=as_actor(olga), scope="annual",
                                     validated_on=datetime.date(2024, 8, 30),
                                     outcome="not_approved", findings="Drift.")
+    return org
+
+
+def test_the_inventory_page_shows_a_past_date_and_marks_overdue_reviews(page, personas,  # noqa: F811
+                                                                     two_models):
+    from playwright.sync_api import expect
 
     login(page, personas.alice)
     page.goto("/models/")

@@ -107,6 +107,8 @@ ENDPOINTS = {
         ("inventory/<str:name>/reviews", ("POST",)),
         ("inventory/<str:name>/validations/", ("GET", "POST")),
     ]},
+    "inventory/report.pdf": Endpoint(("GET",),
+                                     elsewhere="tests/models_registry/test_inventory_report.py"),
 }
 DETAIL_CASES = [(route, method) for route, e in ENDPOINTS.items() if e.target for method in e.methods]
 
