@@ -1,9 +1,11 @@
-"""Prometheus metrics: request latency per route, Celery tasks per queue, queue depth.
+"""Prometheus metrics: request latency per route, Celery tasks per queue, queue depth, and
+per organization the disclosure requests not answered yet and those past their deadline.
 
 Web and worker are several processes each (gunicorn workers, Celery's prefork pool). With
 PROMETHEUS_MULTIPROC_DIR set (docker/entrypoint.sh sets it), every process writes its samples
 there and one scrape adds them up: prometheus_client's multiprocess mode. The web's /metrics
-answers for the web processes and the queue depths; a worker started with
+answers for the web processes and what is counted at scrape time (queue depths, disclosure
+requests); a worker started with
 LEDGERFLOW_METRICS_PORT answers for its own tasks on that port.
 
 Routes are the URL patterns ("api/v1/disclosures/<uuid:pk>/pdf"), and for the MLflow protocol
@@ -91,8 +93,51 @@ class QueueDepthCollector:
         yield family
 
 
-_QUEUE_REGISTRY = CollectorRegistry(auto_describe=False)
-_QUEUE_REGISTRY.register(QueueDepthCollector())
+class DisclosureRequestCollector:
+    """Art. 15 requests with nothing delivered yet, and those of them past their deadline
+    (reports.models.RequestQuerySet), per organization, counted at scrape time. Every
+    organization has both series, 0 included, so an alert can tell none from no data."""
+
+    def collect(self):
+        from django.db import DatabaseError
+
+        open_ = GaugeMetricFamily(
+            "ledgerflow_disclosure_requests_open",
+            "Art. 15 disclosure requests not answered yet (no version delivered)", labels=["org"])
+        overdue = GaugeMetricFamily(
+            "ledgerflow_disclosure_requests_overdue",
+            "Art. 15 disclosure requests past their deadline with no version delivered",
+            labels=["org"])
+        try:
+            for slug, pending, late in _disclosure_counts():
+                open_.add_metric([slug], pending)
+                overdue.add_metric([slug], late)
+        except DatabaseError as exc:  # database down: no counts rather than no metrics
+            logger.warning("disclosure request counts unavailable: %s", exc)
+        yield open_
+        yield overdue
+
+
+def _disclosure_counts() -> list[tuple[str, int, int]]:
+    """(organization slug, open requests, overdue requests) of every organization."""
+    from django.db.models import Count
+
+    from reports.models import DisclosureRequest
+    from tenancy.models import Organization
+
+    def per_org(requests) -> dict:
+        return dict(requests.values("org__slug").annotate(n=Count("pk"))
+                    .values_list("org__slug", "n"))
+
+    pending = per_org(DisclosureRequest.objects.undelivered())
+    late = per_org(DisclosureRequest.objects.overdue())
+    return [(slug, pending.get(slug, 0), late.get(slug, 0))
+            for slug in Organization.objects.values_list("slug", flat=True)]
+
+
+_SCRAPE_TIME = CollectorRegistry(auto_describe=False)
+_SCRAPE_TIME.register(QueueDepthCollector())
+_SCRAPE_TIME.register(DisclosureRequestCollector())
 
 
 def _process_registry():
@@ -112,7 +157,7 @@ def metrics(request):
         if not secrets.compare_digest(sent.encode(), f"Bearer {token}".encode()):
             return HttpResponse("A metrics token is required.\n", status=401,
                                 content_type="text/plain")
-    body = generate_latest(_process_registry()) + generate_latest(_QUEUE_REGISTRY)
+    body = generate_latest(_process_registry()) + generate_latest(_SCRAPE_TIME)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
 

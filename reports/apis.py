@@ -1,9 +1,14 @@
 """Compliance API: the organization's profile, each model's feature catalogue, disclosure
-requests (`/api/v1/disclosures/`), their generations and PDF downloads. Everything here needs
-the compliance capability (compliance officers, admins, owners)."""
+requests (`/api/v1/disclosures/`), their generations, reviews, deliveries and PDF downloads.
+Everything here needs the compliance capability (compliance officers, admins, owners)."""
 
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -15,10 +20,12 @@ from reports.models import (
     LANGUAGES,
     PROFILE_TEXTS,
     ComplianceProfile,
+    DeliveryChannel,
     Disclosure,
     DisclosureRequest,
     DisclosureStatus,
     FeatureDescription,
+    RequestState,
 )
 from tenancy.api import OrgApi
 from tenancy.roles import Capability
@@ -34,6 +41,11 @@ FEATURE_FIELDS = [f"{name}_{lang}" for name in ("label", "meaning", "category", 
 
 class ComplianceApi(OrgApi):
     capabilities = COMPLIANCE
+
+    def disclosure_requests(self):
+        """The organization's requests, each with its versions and who acted on them."""
+        return self.scoped(DisclosureRequest.objects.select_related("created_by")
+                           .with_versions())
 
 
 # A disclosure refused because it could not be complete (409), as config.exceptions writes it
@@ -130,32 +142,42 @@ class FeatureDetailApi(ComplianceApi):
 class VersionSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid")
     requested_by = serializers.EmailField(source="requested_by.email", default=None)
+    reviewed_by = serializers.EmailField(source="reviewed_by.email", default=None)
+    delivered_by = serializers.EmailField(source="delivered_by.email", default=None,
+                                          help_text="who recorded the delivery")
 
     class Meta:
         model = Disclosure
         fields = ["id", "version", "language", "status", "status_message", "attempt",
                   "requested_by", "created_at", "generated_at", "decision_count",
-                  "content_sha256", "anchor_seq", "checkpoint_size", "sha256", "size"]
+                  "content_sha256", "anchor_seq", "checkpoint_size", "sha256", "size",
+                  "reviewed_by", "reviewed_at", "review_note", "delivered_by", "delivered_at",
+                  "delivery_channel", "delivered_sha256", "delivery_reference"]
 
 
 class RequestSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid")
     deadline = serializers.DateField()
+    state = serializers.ChoiceField(
+        choices=RequestState.choices, read_only=True,
+        help_text="how far the furthest version got; only `delivered` answers the request")
+    delivered_version = serializers.IntegerField(
+        source="delivered.version", default=None, read_only=True,
+        help_text="the version whose delivery answered the request (the first delivered)")
     overdue = serializers.BooleanField(read_only=True,
-                                       help_text="past its deadline with no version ready")
+                                       help_text="past its deadline with nothing delivered")
     versions = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", default=None)
 
     class Meta:
         model = DisclosureRequest
         fields = ["id", "subject_ref", "subject_name", "received_on", "due_on", "extended_until",
-                  "extension_reason", "deadline", "overdue", "identity_verification",
-                  "language", "created_by", "created_at", "versions"]
+                  "extension_reason", "deadline", "state", "delivered_version", "overdue",
+                  "identity_verification", "language", "created_by", "created_at", "versions"]
 
     @extend_schema_field(VersionSerializer(many=True))
     def get_versions(self, request) -> list:
-        return VersionSerializer(sorted(request.disclosures.all(), key=lambda v: -v.version),
-                                 many=True).data
+        return VersionSerializer(request.versions, many=True).data
 
 
 class DisclosureListApi(ComplianceApi):
@@ -170,22 +192,22 @@ class DisclosureListApi(ComplianceApi):
                                             help_text="queue the first version at once")
 
     class FilterSerializer(serializers.Serializer):
-        overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
-
-    def _requests(self):
-        return self.scoped(DisclosureRequest).select_related("created_by").prefetch_related(
-            "disclosures__requested_by")
+        overdue = serializers.BooleanField(
+            required=False, allow_null=True, default=None,
+            help_text="true: past the deadline with nothing delivered; false: the others")
 
     @extend_schema(parameters=[FilterSerializer], responses=RequestSerializer(many=True),
                    summary="Disclosure requests with their deadlines, newest first")
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        rows = RequestSerializer(self._requests().order_by("-received_on", "-pk")[:500],
-                                 many=True).data
+        found = self.disclosure_requests()
         if filters.validated_data["overdue"] is not None:
-            rows = [r for r in rows if r["overdue"] == filters.validated_data["overdue"]]
-        return Response(rows)
+            late = DisclosureRequest.objects.overdue().values("pk")
+            found = found.filter(pk__in=late) if filters.validated_data["overdue"] \
+                else found.exclude(pk__in=late)
+        return Response(RequestSerializer(found.order_by("-received_on", "-pk")[:500],
+                                          many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: RequestSerializer, 409: INCOMPLETE},
                    summary="Record a customer's access request (and generate its PDF)",
@@ -200,14 +222,15 @@ class DisclosureListApi(ComplianceApi):
         created = services.disclosure_request_create(org=self.org, actor=self.actor(), **data)
         if generate:
             services.disclosure_generate(request=created, actor=self.actor())
-        return Response(RequestSerializer(self._requests().get(pk=created.pk)).data, status=201)
+        return Response(RequestSerializer(self.disclosure_requests().get(pk=created.pk)).data,
+                        status=201)
 
 
 class DisclosureDetailApi(ComplianceApi):
     @extend_schema(responses=RequestSerializer, summary="One request and its versions")
     def get(self, request, request_uuid):
         return Response(RequestSerializer(
-            self.get_scoped(DisclosureRequest, uuid=request_uuid)).data)
+            self.get_scoped(self.disclosure_requests(), uuid=request_uuid)).data)
 
 
 class DisclosureGenerateApi(ComplianceApi):
@@ -239,7 +262,60 @@ class DisclosureExtendApi(ComplianceApi):
         extended = services.disclosure_request_extend(
             request=self.get_scoped(DisclosureRequest, uuid=request_uuid), actor=self.actor(),
             **data.validated_data)
-        return Response(RequestSerializer(extended).data)
+        return Response(RequestSerializer(self.disclosure_requests().get(pk=extended.pk)).data)
+
+
+class VersionStepApi(ComplianceApi):
+    """A step of one version on its way to the customer (`service`); answers with the whole
+    request."""
+
+    service = None  # the step's service: reports.services.disclosure_review, ..._deliver
+
+    def post(self, request, request_uuid, version: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        disclosure = self.get_scoped(Disclosure, request__uuid=request_uuid, version=version)
+        self.service(disclosure=disclosure, actor=self.actor(), **data.validated_data)
+        return Response(RequestSerializer(
+            self.disclosure_requests().get(pk=disclosure.request_id)).data)
+
+
+class ReviewInput(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True,
+                                 help_text="what was checked")
+
+
+class DeliverInput(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=DeliveryChannel.choices)
+    sha256 = serializers.CharField(
+        max_length=200, required=False, default="", allow_blank=True,
+        help_text="SHA-256 of the file sent; must be the stored version's (checked against the "
+                  "file in storage). Left out: the stored file's is recorded.")
+    reference = serializers.CharField(max_length=300, required=False, default="",
+                                      allow_blank=True, help_text="e.g. a tracking number")
+    delivered_at = serializers.DateTimeField(required=False, default=None,
+                                             help_text="when it was sent (default: now)")
+
+
+@extend_schema_view(post=extend_schema(
+    request=ReviewInput, responses=RequestSerializer,
+    summary="Mark a ready version reviewed (four eyes)",
+    description="By a compliance officer, admin or owner who did not ask for the version's "
+    "generation (403 otherwise); 409 unless the version is READY and not reviewed yet."))
+class DisclosureReviewApi(VersionStepApi):
+    InputSerializer = ReviewInput
+    service = staticmethod(services.disclosure_review)
+
+
+@extend_schema_view(post=extend_schema(
+    request=DeliverInput, responses=RequestSerializer,
+    summary="Record a reviewed version's delivery: this answers the request",
+    description="409 unless the version is READY, reviewed and not delivered yet, or when its "
+    "stored file no longer has the SHA-256 recorded at generation; 400 naming the field for a "
+    "wrong channel, hash or time."))
+class DisclosureDeliverApi(VersionStepApi):
+    InputSerializer = DeliverInput
+    service = staticmethod(services.disclosure_deliver)
 
 
 class DisclosurePdfApi(ComplianceApi):

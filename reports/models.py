@@ -6,6 +6,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -87,6 +89,31 @@ class FeatureDescription(TenantModel):
         return getattr(self, f"{name}_{language}")
 
 
+class RequestState(models.TextChoices):
+    OPEN = "open"  # no version ready yet
+    GENERATED = "generated"  # a version is ready, none reviewed
+    REVIEWED = "reviewed"  # a version is reviewed, none delivered
+    DELIVERED = "delivered"  # a version reached the customer: the request is answered
+
+
+class RequestQuerySet(models.QuerySet):
+    """Delivery in SQL, for filters and counts over many requests (metrics, the API's list)."""
+
+    def undelivered(self):
+        return self.exclude(Exists(Disclosure.objects.filter(request=OuterRef("pk"),
+                                                             delivered_at__isnull=False)))
+
+    def overdue(self):
+        return self.undelivered().alias(
+            ends=Coalesce("extended_until", "due_on")).filter(ends__lt=timezone.localdate())
+
+    def with_versions(self):
+        """Each request's versions and who acted on them, in one more query."""
+        return self.prefetch_related(Prefetch("disclosures", queryset=Disclosure.objects
+                                              .select_related("requested_by", "reviewed_by",
+                                                              "delivered_by")))
+
+
 class DisclosureRequest(TenantModel):
     """A customer's access request. The customer's identifier is kept only as the
     organization's HMAC of it (the same reference the decision records carry); the name is
@@ -106,6 +133,8 @@ class DisclosureRequest(TenantModel):
                                    related_name="+", null=True, blank=True)  # None: a command
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = RequestQuerySet.as_manager()
+
     class Meta:
         indexes = [models.Index(fields=["org", "-received_on"], name="disclosure_req_received")]
 
@@ -117,12 +146,35 @@ class DisclosureRequest(TenantModel):
         return self.extended_until or self.due_on
 
     @cached_property
+    def versions(self) -> list["Disclosure"]:
+        """Newest first (prefetch `disclosures` to spare the query)."""
+        return sorted(self.disclosures.all(), key=lambda v: -v.version)
+
+    @property
+    def delivered(self) -> "Disclosure | None":
+        """The version whose delivery answered the request: the first one delivered (a later
+        delivery, of a corrected version, does not move the answer)."""
+        sent = [v for v in self.versions if v.delivered_at]
+        return min(sent, key=lambda v: (v.delivered_at, v.version)) if sent else None
+
+    @property
+    def state(self) -> str:
+        """How far the furthest version got: only a delivery answers the request."""
+        if self.delivered:
+            return RequestState.DELIVERED
+        if any(v.reviewed_at for v in self.versions):
+            return RequestState.REVIEWED
+        if any(v.status == DisclosureStatus.READY for v in self.versions):
+            return RequestState.GENERATED
+        return RequestState.OPEN
+
+    @property
     def answered(self) -> bool:
-        """A version is ready to send (prefetch `disclosures` to spare the query)."""
-        return any(v.status == DisclosureStatus.READY for v in self.disclosures.all())
+        return self.delivered is not None
 
     @property
     def overdue(self) -> bool:
+        """Past its deadline with nothing delivered (the SQL twin: `RequestQuerySet.overdue`)."""
         return not self.answered and timezone.localdate() > self.deadline
 
     @property
@@ -142,10 +194,18 @@ class DisclosureStatus(models.TextChoices):
     FAILED = "FAILED"
 
 
+class DeliveryChannel(models.TextChoices):
+    POST = "post", "Post"
+    EMAIL = "email", "Email"
+    PORTAL = "portal", "Customer portal"
+    IN_PERSON = "in_person", "In person"
+
+
 class Disclosure(TenantModel):
     """One generated version of a request's PDF. A new generation is a new version; old ones
     stay. The content (the embedded JSON) is anchored in the audit trail before rendering and
-    covered by a signed checkpoint; the file's SHA-256 is recorded once it is stored."""
+    covered by a signed checkpoint; the file's SHA-256 is recorded once it is stored. A READY
+    version is then reviewed and delivered (generated → reviewed → delivered)."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     request = models.ForeignKey(DisclosureRequest, on_delete=models.PROTECT,
@@ -168,11 +228,35 @@ class Disclosure(TenantModel):
     sha256 = models.CharField(max_length=64, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     decision_count = models.PositiveIntegerField(default=0)
+    # The answer's way out (docs/disclosures.md): a READY version is reviewed by a second
+    # member, then delivered; the delivered file's SHA-256 is the stored one, checked.
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+", null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    delivered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     related_name="+", null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivery_channel = models.CharField(max_length=10, choices=DeliveryChannel.choices,
+                                        blank=True)
+    delivered_sha256 = models.CharField(max_length=64, blank=True)
+    delivery_reference = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "version"],
-                                               name="disclosure_version_unique")]
+                                               name="disclosure_version_unique"),
+                       models.CheckConstraint(condition=models.Q(delivered_at__isnull=True) |
+                                              models.Q(reviewed_at__isnull=False),
+                                              name="disclosure_delivered_after_review")]
         indexes = [models.Index(fields=["status", "created_at"], name="disclosure_status")]
 
     def __str__(self):
         return f"disclosure {self.request.uuid} v{self.version}"
+
+    @property
+    def next_step(self) -> str | None:
+        """What this version awaits on its way to the customer: "review", "deliver" or
+        nothing (not ready, or delivered)."""
+        if self.status != DisclosureStatus.READY or self.delivered_at:
+            return None
+        return "deliver" if self.reviewed_at else "review"

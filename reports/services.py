@@ -1,9 +1,11 @@
-"""Compliance profile, feature catalogue, disclosure requests and their generations. Each
-public function is one transaction with its audit event. The raw customer identifier and the
-customer's name never reach the audit trail: events carry the request's id and the HMAC
-subject reference."""
+"""Compliance profile, feature catalogue, disclosure requests, their generations and each
+version's review and delivery. Each public function is one transaction with its audit event.
+The raw customer identifier and the customer's name never reach the audit trail: events carry
+the request's id and the HMAC subject reference."""
 
 import datetime
+import hashlib
+import re
 
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
@@ -22,15 +24,18 @@ from reports.completeness import disclosure_check, subject_decisions
 from reports.models import (
     LANGUAGES,
     ComplianceProfile,
+    DeliveryChannel,
     Disclosure,
     DisclosureRequest,
     DisclosureStatus,
     FeatureDescription,
 )
+from tenancy.selectors import is_service_account
 
 JOB = "reports.generate"  # the job kind (reports/jobs.py)
 STORAGE = "reports"  # STORAGES["reports"]: the PDFs, every version kept
 MAX_EXTENSION = relativedelta(months=3)  # one month, plus up to two more (Art. 12(3))
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _checked(instance) -> None:
@@ -144,6 +149,11 @@ def disclosure_request_extend(*, request: DisclosureRequest, actor: Actor,
     """Extend the deadline by up to two more months, with a reason the customer is told
     within the first month (so only before the first due date)."""
     request = DisclosureRequest.objects.select_for_update().get(pk=request.pk)
+    if request.delivered:
+        raise ApplicationError(
+            f"Version {request.delivered.version} was delivered on "
+            f"{request.delivered.delivered_at:%Y-%m-%d}: the request is answered, and its "
+            "deadline can no longer be extended.", kind="conflict")
     problems = {}
     if not reason.strip():
         problems["reason"] = "An extension needs a reason (Art. 12(3) GDPR)."
@@ -294,3 +304,129 @@ def disclosure_downloaded(*, disclosure: Disclosure, actor: Actor) -> None:
     audit_record(org=disclosure.org, actor=actor, action="disclosure.downloaded",
                  target=disclosure, target_label=str(disclosure),
                  after={"sha256": disclosure.sha256})
+
+
+def _steps_locked(disclosure: Disclosure) -> Disclosure:
+    """The version for its review or delivery, locked after its request (the order
+    disclosure_generate takes), so that a delivery and an extension do not pass each other."""
+    DisclosureRequest.objects.select_for_update().get(pk=disclosure.request_id)
+    return _locked(disclosure.pk)
+
+
+def _sha256_or_none(text: str) -> str | None:
+    """Free text the officer wrote (a note, a tracking number) is in the audit trail only as
+    its hash: it may name the customer."""
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
+def _four_eyes(disclosure: Disclosure, actor: Actor) -> None:
+    """A person other than the one who asked for the version's generation reviews it (as an
+    approval in models_registry is decided by another member)."""
+    if actor.user is None or is_service_account(org_id=disclosure.org_id, user=actor.user):
+        raise ApplicationError("A disclosure is reviewed by a person: a command or a service "
+                               "account cannot review it.", kind="permission_denied")
+    if disclosure.requested_by_id == actor.user.pk:
+        raise ApplicationError(f"You asked for version {disclosure.version}'s generation; "
+                               "another member with compliance rights must review it (four "
+                               "eyes).", kind="permission_denied")
+
+
+@transaction.atomic(durable=True)
+def disclosure_review(*, disclosure: Disclosure, actor: Actor, note: str = "") -> Disclosure:
+    """Mark a READY version as checked before it goes out: by a compliance officer, admin or
+    owner (the callers check the role) who did not ask for its generation."""
+    disclosure = _steps_locked(disclosure)
+    if disclosure.status != DisclosureStatus.READY:
+        raise ApplicationError(f"Version {disclosure.version} is {disclosure.status}: only a "
+                               "ready version can be reviewed.", kind="conflict")
+    if disclosure.reviewed_at:
+        raise ApplicationError(f"Version {disclosure.version} was reviewed already, on "
+                               f"{disclosure.reviewed_at:%Y-%m-%d %H:%M}.", kind="conflict")
+    _four_eyes(disclosure, actor)
+    disclosure.reviewed_by, disclosure.reviewed_at = actor.user, timezone.now()
+    disclosure.review_note = note.strip()
+    disclosure.save(update_fields=["reviewed_by", "reviewed_at", "review_note"])
+    audit_record(org=disclosure.org, actor=actor, action="disclosure.reviewed",
+                 target=disclosure, target_label=str(disclosure),
+                 after={"request": str(disclosure.request.uuid), "version": disclosure.version,
+                        "note_sha256": _sha256_or_none(disclosure.review_note)})
+    return disclosure
+
+
+def _delivery_checked(disclosure: Disclosure, *, channel: str, sha256: str,
+                      delivered_at: datetime.datetime) -> None:
+    """What the caller says about a delivery: a 400 naming each field that is wrong."""
+    problems = {}
+    if channel not in DeliveryChannel.values:
+        problems["channel"] = f"Must be one of {', '.join(DeliveryChannel.values)}."
+    if sha256 and not SHA256.fullmatch(sha256):
+        problems["sha256"] = "Must be 64 hexadecimal digits."
+    if delivered_at > timezone.now():
+        problems["delivered_at"] = "A delivery cannot be in the future."
+    elif disclosure.reviewed_at and delivered_at < disclosure.reviewed_at:
+        problems["delivered_at"] = (f"Before the version's review "
+                                    f"({disclosure.reviewed_at:%Y-%m-%d %H:%M} UTC).")
+    if problems:
+        raise ApplicationError(" ".join(f"{k}: {v}" for k, v in problems.items()),
+                               kind="invalid", fields={k: [v] for k, v in problems.items()})
+
+
+def _deliverable(disclosure: Disclosure) -> None:
+    """The steps come in order: generated, reviewed, then delivered, once (409 otherwise)."""
+    if disclosure.status != DisclosureStatus.READY:
+        problem = f"is {disclosure.status}: only a ready and reviewed version can be delivered"
+    elif disclosure.delivered_at:
+        problem = f"was delivered already, on {disclosure.delivered_at:%Y-%m-%d %H:%M}"
+    elif not disclosure.reviewed_at:
+        problem = "is not reviewed yet: another member reviews it before it is delivered"
+    else:
+        return
+    raise ApplicationError(f"Version {disclosure.version} {problem}.", kind="conflict")
+
+
+def _stored_sha256(disclosure: Disclosure) -> str:
+    """The SHA-256 of the version's file as storage holds it now: what is delivered is the
+    file on record, so it must still be the one recorded when it was stored (409 if not)."""
+    digest = hashlib.sha256()
+    try:
+        with storages[STORAGE].open(disclosure.file_name, "rb") as handle:
+            for chunk in handle.chunks():
+                digest.update(chunk)
+    except OSError:
+        raise ApplicationError(f"The file of version {disclosure.version} is missing from "
+                               "storage: generate a new version.", kind="conflict") from None
+    if digest.hexdigest() != disclosure.sha256:
+        raise ApplicationError(
+            f"The stored file of version {disclosure.version} is no longer the one generated "
+            f"(SHA-256 {digest.hexdigest()}, recorded {disclosure.sha256}): it cannot be "
+            "delivered; generate a new version.", kind="conflict")
+    return disclosure.sha256
+
+
+@transaction.atomic(durable=True)
+def disclosure_deliver(*, disclosure: Disclosure, actor: Actor, channel: str, sha256: str = "",
+                       reference: str = "",
+                       delivered_at: datetime.datetime | None = None) -> Disclosure:
+    """Record that a reviewed version reached the customer, which answers the request. The
+    delivered file's SHA-256 is computed from storage; a hash the caller sends (of the file it
+    sent) must be that one."""
+    disclosure = _steps_locked(disclosure)
+    sha256, delivered_at = sha256.strip().lower(), delivered_at or timezone.now()
+    _delivery_checked(disclosure, channel=channel, sha256=sha256, delivered_at=delivered_at)
+    _deliverable(disclosure)
+    stored = _stored_sha256(disclosure)
+    if sha256 and sha256 != stored:
+        raise ApplicationError(
+            f"sha256: not the SHA-256 of version {disclosure.version}'s file ({stored}).",
+            kind="invalid", fields={"sha256": [f"not the file of version {disclosure.version}"]})
+    disclosure.delivered_by, disclosure.delivered_at = actor.user, delivered_at
+    disclosure.delivery_channel, disclosure.delivered_sha256 = channel, stored
+    disclosure.delivery_reference = reference.strip()
+    disclosure.save(update_fields=["delivered_by", "delivered_at", "delivery_channel",
+                                   "delivered_sha256", "delivery_reference"])
+    audit_record(org=disclosure.org, actor=actor, action="disclosure.delivered",
+                 target=disclosure, target_label=str(disclosure),
+                 after={"request": str(disclosure.request.uuid), "version": disclosure.version,
+                        "channel": channel, "delivered_at": delivered_at, "sha256": stored,
+                        "reference_sha256": _sha256_or_none(disclosure.delivery_reference)})
+    return disclosure

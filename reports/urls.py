@@ -18,4 +18,8 @@ urlpatterns = [
          name="disclosure-extend"),
     path("disclosures/<uuid:request_uuid>/pdf", apis.DisclosurePdfApi.as_view(),
          name="disclosure-pdf"),
+    path("disclosures/<uuid:request_uuid>/versions/<int:version>/review",
+         apis.DisclosureReviewApi.as_view(), name="disclosure-review"),
+    path("disclosures/<uuid:request_uuid>/versions/<int:version>/deliver",
+         apis.DisclosureDeliverApi.as_view(), name="disclosure-deliver"),
 ]

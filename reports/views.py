@@ -1,18 +1,24 @@
 """Browser pages of compliance (capability `compliance`): customers' access requests with their
-deadlines, one request with its generated versions, and the PDF download. Every write goes
-through reports.services, which records its audit event; a download is recorded too."""
+deadlines and state, one request with its versions on their way out (generated, reviewed,
+delivered), and the PDF download. Every write goes through reports.services, which records
+its audit event; a download is recorded too."""
 
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, prefetch_related_objects
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from config.exceptions import ApplicationError
 from reports import services
-from reports.models import LANGUAGES, Disclosure, DisclosureRequest, DisclosureStatus
+from reports.models import (
+    LANGUAGES,
+    DeliveryChannel,
+    Disclosure,
+    DisclosureRequest,
+    DisclosureStatus,
+)
 from tenancy.roles import Capability
 from tenancy.web import actor, org_page
 
@@ -53,12 +59,44 @@ class ExtendForm(PageForm):
                              help_text="the customer is told it within the first month")
 
 
+class StepForm(PageForm):
+    """A version's next step; each version's fields get ids of their own on the page."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, data=None, *, version, **kwargs):
+        super().__init__(data, auto_id=f"id_v{version}_%s", initial={"version": version},
+                         **kwargs)
+
+
+class ReviewForm(StepForm):
+    note = forms.CharField(label="Note", max_length=2000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 2}),
+                           help_text="what you checked (optional)")
+
+
+class DeliverForm(StepForm):
+    channel = forms.ChoiceField(label="Channel", choices=DeliveryChannel.choices)
+    delivered_at = forms.DateTimeField(
+        label="Sent at (UTC)", required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="empty: now")
+    reference = forms.CharField(label="Reference", max_length=300, required=False,
+                                help_text="e.g. the letter's tracking number")
+    sha256 = forms.CharField(label="SHA-256 of the file sent", max_length=200, required=False,
+                             help_text="optional: checked against the stored file, whose "
+                                       "SHA-256 is recorded either way")
+
+
+FORMS = {"generate": GenerateForm, "extend": ExtendForm, "review": ReviewForm,
+         "deliver": DeliverForm}
+
+
 def _annotate(request: DisclosureRequest) -> DisclosureRequest:
     """The latest version and whether any is still being made, from the prefetched versions
-    (answered, overdue and days left are the request's own, as in the API)."""
-    versions = sorted(request.disclosures.all(), key=lambda v: -v.version)
-    request.latest = versions[0] if versions else None
-    request.in_progress = any(v.status in IN_PROGRESS for v in versions)
+    (state, overdue and days left are the request's own, as in the API)."""
+    request.latest = request.versions[0] if request.versions else None
+    request.in_progress = any(v.status in IN_PROGRESS for v in request.versions)
     return request
 
 
@@ -77,7 +115,7 @@ def compliance_page(request):
             messages.success(request, "Request recorded. Generate its disclosure below.")
             return redirect("compliance-request", request_uuid=created.uuid)
     found = DisclosureRequest.objects.filter(org=org).select_related("created_by") \
-        .prefetch_related("disclosures").order_by("-received_on", "-pk")
+        .with_versions().order_by("-received_on", "-pk")
     page = Paginator(found, PAGE_SIZE).get_page(request.GET.get("page"))
     today = timezone.localdate()
     rows = [_annotate(r) for r in page]
@@ -89,54 +127,85 @@ def compliance_page(request):
 
 def _request_of(request, request_uuid) -> DisclosureRequest:
     found = DisclosureRequest.objects.filter(org=request.access.org, uuid=request_uuid) \
-        .select_related("created_by").first()
+        .select_related("created_by").with_versions().first()
     if found is None:
         raise Http404("No such disclosure request.")
     return found
 
 
+def _version_of(found: DisclosureRequest, number: int) -> Disclosure:
+    version = next((v for v in found.versions if v.version == number), None)
+    if version is None:
+        raise ApplicationError(f"This request has no version {number}.", kind="not_found")
+    return version
+
+
+def _done(request, found: DisclosureRequest, action: str, data: dict) -> str:
+    """Do the posted action through its service; what the page then says."""
+    who = actor(request)
+    if action == "generate":
+        version = services.disclosure_generate(request=found, actor=who, **data)
+        return f"Version {version.version} is being generated."
+    if action == "extend":
+        services.disclosure_request_extend(request=found, actor=who, **data)
+        return "Deadline extended."
+    disclosure = _version_of(found, data.pop("version"))
+    if action == "review":
+        services.disclosure_review(disclosure=disclosure, actor=who, **data)
+        return f"Version {disclosure.version} is marked reviewed."
+    services.disclosure_deliver(disclosure=disclosure, actor=who, **data)
+    return f"Delivery of version {disclosure.version} recorded: the request is answered."
+
+
 def _act(request, found: DisclosureRequest):
-    """A POST on the request's page: generate a version or extend the deadline. Returns the
-    forms to show again and the refusal's message (None: it was done)."""
+    """A POST on the request's page: generate a version, extend the deadline, review or
+    deliver a version. Returns the posted form, bound, and the refusal's message (None: it
+    was done)."""
     action = request.POST.get("action")
-    generate = GenerateForm(request.POST if action == "generate" else None)
-    extend = ExtendForm(request.POST if action == "extend" else None)
-    form = generate if action == "generate" else extend if action == "extend" else None
-    if form is None:
-        return generate, extend, "Unknown action."
+    if action not in FORMS:
+        return None, "Unknown action."
+    kind = FORMS[action]
+    form = kind(request.POST, version=request.POST.get("version", "")) \
+        if issubclass(kind, StepForm) else kind(request.POST)
     if not form.is_valid():
-        return generate, extend, "Please correct the fields below."
+        return form, "Please correct the fields below."
     try:
-        if form is generate:
-            version = services.disclosure_generate(request=found, actor=actor(request),
-                                                   **form.cleaned_data)
-            messages.success(request, f"Version {version.version} is being generated.")
-        else:
-            services.disclosure_request_extend(request=found, actor=actor(request),
-                                               **form.cleaned_data)
-            messages.success(request, "Deadline extended.")
+        messages.success(request, _done(request, found, action, dict(form.cleaned_data)))
     except ApplicationError as exc:
-        return generate, extend, exc.message
-    return generate, extend, None
+        return form, exc.message
+    return form, None
+
+
+def _steps(request, found: DisclosureRequest, posted) -> list[dict]:
+    """Each version's next step on its way out (review, then delivery) with its form, the
+    one just posted bound; `own`: the user asked for this version, so may not review it."""
+    steps = []
+    for version in found.versions:
+        step = version.next_step
+        if step is None:
+            continue
+        form = posted if isinstance(posted, FORMS[step]) and \
+            str(posted["version"].value()) == str(version.version) else \
+            FORMS[step](version=version.version)
+        steps.append({"version": version, "step": step, "form": form,
+                      "own": step == "review" and version.requested_by_id == request.user.pk})
+    return steps
 
 
 @org_page(capability=Capability.COMPLIANCE)
 def compliance_request(request, request_uuid):
-    found, error = _request_of(request, request_uuid), None
-    generate = GenerateForm(initial={"language": found.language})
-    extend = ExtendForm()
+    found, error, posted = _request_of(request, request_uuid), None, None
     if request.method == "POST":
-        generate, extend, error = _act(request, found)
+        posted, error = _act(request, found)
         if error is None:
             return redirect("compliance-request", request_uuid=request_uuid)
-    prefetch_related_objects([found], Prefetch(  # one query serves the list and the flags
-        "disclosures", queryset=Disclosure.objects.select_related("requested_by")
-        .order_by("-version")))
-    versions = list(found.disclosures.all())
+    generate = posted if isinstance(posted, GenerateForm) else \
+        GenerateForm(initial={"language": found.language})
+    versions = found.versions
     return render(request, "reports/pages/request_detail.html", {
-        "req": found, "versions": versions, "generate": generate, "extend": extend,
-        "error": error, "answered": found.answered, "overdue": found.overdue,
-        "extendable": found.extendable, "days_left": found.days_left,
+        "req": found, "versions": versions, "generate": generate,
+        "extend": posted if isinstance(posted, ExtendForm) else ExtendForm(),
+        "steps": _steps(request, found, posted), "error": error,
         "in_progress": any(v.status in IN_PROGRESS for v in versions)},
         status=400 if error else 200)
 

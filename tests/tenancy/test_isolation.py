@@ -87,6 +87,9 @@ ENDPOINTS = {
         ("models/<str:name>/features/", ("GET",)),
         ("models/<str:name>/features/<str:feature>", ("PUT", "DELETE")),
     ]},
+    **{route: Endpoint(("POST",), elsewhere="tests/reports/test_request_lifecycle.py")
+       for route in ("disclosures/<uuid:request_uuid>/versions/<int:version>/review",
+                     "disclosures/<uuid:request_uuid>/versions/<int:version>/deliver")},
     **{route: Endpoint(methods, elsewhere="tests/projects/test_workflows.py") for route, methods in [
         ("projects/workflows/<uuid:workflow_uuid>/", ("GET",)),
         ("projects/workflows/<uuid:workflow_uuid>/cancel", ("POST",)),

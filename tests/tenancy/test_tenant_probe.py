@@ -104,7 +104,8 @@ PUBLIC = {
     "health": "liveness probe of the process, no data",
     "ready": "readiness probe (database, broker reachable), no data",
     "metrics": "the operator's Prometheus exposition (LEDGERFLOW_METRICS_TOKEN): process and "
-               "queue counters, no organization's data",
+               "queue counters, and per organization slug the number of open and of overdue "
+               "disclosure requests; no object, name or id",
     "version": "MLflow's /version: the server's version string",
     "favicon.ico": "a redirect to a static file",
     "api/v1/schema/": "the OpenAPI document: the API's shape, no data",
@@ -295,13 +296,19 @@ EXTEND = {"extended_until": (datetime.date.today() + datetime.timedelta(days=40)
           "reason": "b"}
 BODIES = {
     ("compliance/requests/<uuid:request_uuid>/", "POST"): [
-        {"action": "generate", "language": "en"}, {"action": "extend", **EXTEND}],
+        {"action": "generate", "language": "en"}, {"action": "extend", **EXTEND},
+        {"action": "review", "version": 1}, {"action": "deliver", "version": 1,
+                                              "channel": "post"}],
     ("api/v1/members/<int:member_id>/", "PATCH"): [{"role": "viewer"}],
     ("api/v1/approvals/<int:approval_id>/approve", "POST"): [{"comment": "b"}],
     ("api/v1/approvals/<int:approval_id>/reject", "POST"): [{"comment": "b"}],
     ("api/v1/decisions/<uuid:decision_id>/review", "POST"): [{"action": "upheld"}],
     ("api/v1/disclosures/<uuid:request_uuid>/generate", "POST"): [{"language": "en"}],
     ("api/v1/disclosures/<uuid:request_uuid>/extend", "POST"): [EXTEND],
+    ("api/v1/disclosures/<uuid:request_uuid>/versions/<int:version>/review", "POST"): [
+        {"note": "b"}],
+    ("api/v1/disclosures/<uuid:request_uuid>/versions/<int:version>/deliver", "POST"): [
+        {"channel": "post"}],
     ("api/v1/models/<str:name>/features/<str:feature>", "PUT"): [{"label_en": "b"}],
     **{(f"api/v1/models/<str:name>/{route}/predict", "POST"): [
         {"dataframe_split": {"columns": ["income"], "data": [[1.0]]}}]

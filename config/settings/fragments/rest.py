@@ -32,6 +32,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ProjectRunStatusEnum": "projects.models.ProjectRunStatus",
         "DisclosureStatusEnum": "reports.models.DisclosureStatus",
+        "DisclosureRequestStateEnum": "reports.models.RequestState",
+        "DeliveryChannelEnum": "reports.models.DeliveryChannel",
+        # an API token's state (tenancy/apis.py), named as before requests had a state too
+        "StateEnum": ["active", "expired", "revoked"],
         "ApprovalStatusEnum": "models_registry.models.ApprovalStatus",
         "VersionStatusEnum": "models_registry.models.VersionStatus",
     },
