@@ -26,6 +26,14 @@ SCRUBBED = ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "CELERY_R
             "LOG_LEVEL", "LOG_FORMAT")  # test settings quieten logs; `make run` must not be
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C and a closed terminal reach `make run` as in a shell's foreground. A test run
+    started in the background (`nohup`, `cmd &`) inherits SIGINT and SIGHUP ignored, and a
+    shell started with a signal ignored cannot trap it: run.sh would miss the SIGINT below."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,7 +99,8 @@ def test_make_run_from_a_fresh_clone_serves_works_and_stops_cleanly(tmp_path):
     port, log = _free_port(), tmp_path / "make-run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=clone, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_as_in_a_terminal)
     try:
         banner = _wait_for_banner(proc, log)
         url = re.search(r"URL:\s+(\S+)", banner).group(1)
