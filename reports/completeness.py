@@ -101,12 +101,13 @@ def disclosure_check(*, profile: ComplianceProfile | None, decisions: list[Decis
     said = LANGUAGE_NAMES.get(language, language)
     parts = []
     if profile is None:
-        parts.append("the organization has no compliance profile yet (PATCH "
-                     "/api/v1/compliance/profile/ or the admin)")
+        parts.append("the organization has no compliance profile yet (the page "
+                     "/compliance/profile/, PATCH /api/v1/compliance/profile/ or the admin)")
     elif "compliance_profile" in fields:
         parts.append("the compliance profile lacks " + ", ".join(fields["compliance_profile"]))
     if "feature_catalogue" in fields:
         parts.append("the feature catalogue lacks " + "; ".join(fields["feature_catalogue"])
-                     + " (PUT /api/v1/models/<model>/features/<feature> or the admin)")
+                     + " (the page /compliance/models/<model>/features/, PUT "
+                     "/api/v1/models/<model>/features/<feature> or the admin)")
     raise ApplicationError(f"A disclosure in {said} cannot be complete: " + "; ".join(parts)
                            + ".", kind="conflict", fields=fields)
