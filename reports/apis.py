@@ -17,8 +17,9 @@ from models_registry import selectors as registry_selectors
 from reports import services
 from reports.completeness import profile_missing
 from reports.models import (
+    FEATURE_FIELDS,
     LANGUAGES,
-    PROFILE_TEXTS,
+    PROFILE_FIELDS,
     ComplianceProfile,
     DeliveryChannel,
     Disclosure,
@@ -32,11 +33,6 @@ from tenancy.roles import Capability
 
 COMPLIANCE = {method: Capability.COMPLIANCE for method in ("GET", "POST", "PUT", "PATCH",
                                                               "DELETE")}
-PROFILE_FIELDS = ["controller_name", "controller_address", "dpo_contact", "authority_name",
-                  "authority_address",
-                  *[f"{name}_{lang}" for name in PROFILE_TEXTS for lang, _ in LANGUAGES]]
-FEATURE_FIELDS = [f"{name}_{lang}" for name in ("label", "meaning", "category", "source")
-                  for lang, _ in LANGUAGES] + ["is_address_data"]
 
 
 class ComplianceApi(OrgApi):

@@ -13,21 +13,22 @@ from collections.abc import Iterable
 
 from config.exceptions import ApplicationError
 from models_registry.models import Decision, ModelVersion
-from reports.models import PROFILE_TEXTS, ComplianceProfile, FeatureDescription
+from reports.models import (
+    CATALOGUE_TEXTS,
+    NEUTRAL_FIELDS,
+    PROFILE_TEXTS,
+    ComplianceProfile,
+    FeatureDescription,
+)
 
 LANGUAGE_NAMES = {"de": "German", "en": "English"}
-# Language-neutral fields (the model requires them) and, per language, every profile text the
-# document prints: section 4 (Art. 15(1)(a)-(g), (2)) and section 5 (Art. 15(1)(h), 22(3)).
-PROFILE_FIELDS = ("controller_name", "controller_address", "dpo_contact", "authority_name",
-                  "authority_address")
-# What the document prints of each input: its name, what it means, its category (section 4)
-# and its source (section 3), each in the document's language.
-CATALOGUE_TEXTS = ("label", "meaning", "category", "source")
 
 
 def profile_missing(profile: ComplianceProfile | None, language: str) -> list[str]:
-    """The profile's fields a disclosure in `language` needs and does not have."""
-    needed = [*PROFILE_FIELDS, *(f"{name}_{language}" for name in PROFILE_TEXTS)]
+    """The profile's fields a disclosure in `language` needs and does not have: the
+    language-neutral ones and every text the document prints, section 4 (Art. 15(1)(a)-(g),
+    (2)) and section 5 (Art. 15(1)(h), 22(3))."""
+    needed = [*NEUTRAL_FIELDS, *(f"{name}_{language}" for name in PROFILE_TEXTS)]
     if profile is None:
         return needed
     return [name for name in needed if not str(getattr(profile, name) or "").strip()]

@@ -6,9 +6,8 @@ API and the admin call (reports.services), so a page refuses exactly what they r
 from django import forms
 
 from config.exceptions import ApplicationError
-from reports.apis import FEATURE_FIELDS, PROFILE_FIELDS
 from reports.completeness import LANGUAGE_NAMES
-from reports.models import ComplianceProfile, FeatureDescription
+from reports.models import FEATURE_FIELDS, PROFILE_FIELDS, ComplianceProfile, FeatureDescription
 
 # What each text of the profile answers in a disclosure (docs/disclosures.md), in the order
 # of reports.models.PROFILE_TEXTS.
@@ -29,7 +28,7 @@ PROFILE_TEXT_TITLES = {
                      "Art. 15(1)(h) GDPR: what the automated decision means for the person"),
 }
 # What each text of a feature is for in a disclosure, in the order of
-# reports.completeness.CATALOGUE_TEXTS.
+# reports.models.CATALOGUE_TEXTS.
 CATALOGUE_TEXT_TITLES = {
     "label": ("Label", "what the customer reads instead of the column name"),
     "meaning": ("Meaning", "printed under the label with the customer's data (section 3)"),

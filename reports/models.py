@@ -17,6 +17,17 @@ LANGUAGES = (("de", "Deutsch"), ("en", "English"))
 # The texts of the profile that the disclosure quotes, each kept in German and in English.
 PROFILE_TEXTS = ("purposes", "legal_basis", "art22_ground", "recipients", "transfers",
                  "retention", "sources", "human_review", "consequences")
+# The profile's language-neutral fields (the cover, the rights, the right to complain), then
+# every field a caller sets: the API, the pages and the admin take the same ones.
+NEUTRAL_FIELDS = ("controller_name", "controller_address", "dpo_contact", "authority_name",
+                  "authority_address")
+PROFILE_FIELDS = [*NEUTRAL_FIELDS,
+                  *[f"{name}_{lang}" for name in PROFILE_TEXTS for lang, _ in LANGUAGES]]
+# What a disclosure prints of each input: its name, what it means, its category (section 4)
+# and its source (section 3), each in the document's language; and the fields a caller sets.
+CATALOGUE_TEXTS = ("label", "meaning", "category", "source")
+FEATURE_FIELDS = [f"{name}_{lang}" for name in CATALOGUE_TEXTS
+                  for lang, _ in LANGUAGES] + ["is_address_data"]
 
 
 class ComplianceProfile(TenantModel):

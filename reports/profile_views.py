@@ -17,14 +17,18 @@ from config.exceptions import ApplicationError
 from models_registry import selectors as registry_selectors
 from reports import services
 from reports.completeness import (
-    CATALOGUE_TEXTS,
     LANGUAGE_NAMES,
     model_features,
     profile_missing,
 )
-from reports.completeness import PROFILE_FIELDS as NEUTRAL_FIELDS
 from reports.forms import CATALOGUE_TEXT_TITLES, PROFILE_TEXT_TITLES, FeatureForm, ProfileForm
-from reports.models import LANGUAGES, ComplianceProfile, FeatureDescription
+from reports.models import (
+    CATALOGUE_TEXTS,
+    LANGUAGES,
+    NEUTRAL_FIELDS,
+    ComplianceProfile,
+    FeatureDescription,
+)
 from tenancy.roles import Capability
 from tenancy.web import actor, found, org_page
 
